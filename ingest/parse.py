@@ -1,0 +1,290 @@
+"""Files -> text -> articles and paragraphs with character offsets.
+
+Reading formats is left to libraries (charset-normalizer, python-docx, pypdf).  Splitting
+a collection file into articles is hand-written because it rests on conventions of the
+material itself: short unpunctuated title lines, ``篇N：`` prefixes, ``记者：`` questions
+followed by ``xx：`` answers, and paywall markers that must never reach a chunk.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+
+from rag.errors import ParseError
+from rag.types import Article, Paragraph, ParsedDocument
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".docx", ".pdf")
+MAX_FILE_BYTES = 64 * 1024 * 1024
+PAYWALL_MARKER = re.compile(r"##paid(?:begin|end)##")
+_ARTICLE_PREFIX = re.compile(r"^\s*篇\s*[0-9一二三四五六七八九十]+\s*[：:]\s*")
+_MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+")
+_QUESTION = re.compile(r"^\s*(记者|问|主持人|Q)\s*[：:]")
+_SPEAKER = re.compile(r"^\s*([^\s，,。：:“”]{1,8})\s*[：:]")
+_FINAL_PUNCT = "。！？；：…!?;:，,、”’\"】」』"
+_INTERVIEWEE_PATTERNS = (
+    re.compile(r"专访了([^，,。“”]{2,40}?)[。，,]"),
+    re.compile(r"对([^，,。“”]{2,40}?)进行了(?:专题)?(?:访谈|专访|采访)"),
+    re.compile(r"([^，,。“”：:]{2,40}?)在接受(?:本报)?记者(?:专访|采访)"),
+    re.compile(r"([^，,。“”：:]{2,40}?)(?:表示|介绍说|说)[，,：:]"),
+)
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """Decode the bytes of a text file, or raise ParseError when they are not text.
+
+    UTF-8 (with or without BOM) is tried strictly first; then GB18030, the superset of
+    GBK and GB2312 that Chinese files come in, accepted only when the result reads as
+    Chinese; then charset-normalizer for anything else.  A result that does not look like
+    text is refused rather than ingested as mojibake.
+    """
+    if not data.strip():
+        raise ParseError(f"{name}: the file is empty")
+    if b"\x00" in data[:8192]:
+        raise ParseError(f"{name}: binary content, not a text file")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = data.decode("gb18030")
+        if _looks_like_text(text, chinese=True):
+            return text
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is not None:
+        text = str(best)
+        if _looks_like_text(text, chinese=False):
+            return text
+    raise ParseError(f"{name}: cannot tell the text encoding; save the file as UTF-8")
+
+
+def _looks_like_text(text: str, chinese: bool) -> bool:
+    sample = text[:20000]
+    if not sample:
+        return False
+    controls = sum(1 for c in sample if ord(c) < 32 and c not in "\r\n\t")
+    if controls / len(sample) > 0.01:
+        return False
+    if not chinese:
+        return True
+    cjk = [c for c in sample if "\u4e00" <= c <= "\u9fff"]
+    if not cjk:
+        return False
+    # Text misread as GB18030 lands on rare characters; real Chinese is mostly GB2312.
+    common = 0
+    for c in cjk:
+        try:
+            c.encode("gb2312")
+            common += 1
+        except UnicodeEncodeError:
+            pass
+    return common / len(cjk) >= 0.9
+
+
+def _docx_lines(path: Path) -> tuple[list[str], set[int]]:
+    import docx
+
+    try:
+        document = docx.Document(str(path))
+    except (zipfile.BadZipFile, KeyError, ValueError) as e:
+        raise ParseError(f"{path.name}: not a valid .docx file ({e.__class__.__name__})") from e
+    except Exception as e:  # python-docx raises several lxml and package errors for broken files
+        raise ParseError(f"{path.name}: cannot read this .docx file ({e.__class__.__name__})") from e
+    lines, headings = [], set()
+    for paragraph in document.paragraphs:
+        style = (paragraph.style.name if paragraph.style is not None else "") or ""
+        if style.startswith(("Heading", "Title")) and paragraph.text.strip():
+            headings.add(len(lines))
+        lines.append(paragraph.text)
+    for table in document.tables:
+        for row in table.rows:
+            lines.append(" | ".join(cell.text.strip() for cell in row.cells))
+    return lines, headings
+
+
+def _pdf_lines(path: Path) -> list[str]:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(str(path))
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except (PdfReadError, OSError, ValueError) as e:
+        raise ParseError(f"{path.name}: cannot read this PDF ({e})") from e
+    if not "".join(pages).strip():
+        raise ParseError(f"{path.name}: the PDF has no text layer (a scan?); run OCR on it first")
+    # PDF text breaks lines at the page width; a line that does not end a sentence
+    # continues on the next one.
+    lines: list[str] = []
+    for page in pages:
+        for raw in page.splitlines():
+            line = raw.strip()
+            if not line:
+                continue
+            if lines and lines[-1] and not lines[-1].endswith(tuple("。！？；!?;”")) and not _is_title_like(lines[-1]):
+                lines[-1] += line
+            else:
+                lines.append(line)
+    return lines
+
+
+def read_file(path: Path) -> tuple[str, set[int]]:
+    """Read a supported file into text; also return the line numbers known to be headings."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise ParseError(f"{path.name}: unsupported file type {suffix or '(none)'}; use .txt, .md, .docx or .pdf")
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise ParseError(f"{path.name}: cannot read the file ({e.strerror})") from e
+    if size > MAX_FILE_BYTES:
+        raise ParseError(f"{path.name}: {size // 2**20} MB is over the {MAX_FILE_BYTES // 2**20} MB limit")
+    if suffix == ".docx":
+        lines, headings = _docx_lines(path)
+        text = "\n".join(lines)
+    elif suffix == ".pdf":
+        text, headings = "\n".join(_pdf_lines(path)), set()
+    else:
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise ParseError(f"{path.name}: cannot read the file ({e.strerror})") from e
+        text = decode_text(data, path.name)
+        headings = set()
+        if suffix == ".md":
+            headings = {i for i, line in enumerate(text.splitlines()) if _MD_HEADING.match(line)}
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not PAYWALL_MARKER.sub("", text).strip():
+        raise ParseError(f"{path.name}: no text to index")
+    return text, headings
+
+
+def _is_title_like(line: str) -> bool:
+    stripped = line.strip()
+    if _ARTICLE_PREFIX.match(stripped) or _MD_HEADING.match(stripped):
+        return True
+    if not 2 <= len(stripped) <= 40 or stripped[-1] in _FINAL_PUNCT:
+        return False
+    if _QUESTION.match(stripped) or _SPEAKER.match(stripped):
+        return False
+    return not any(p in stripped for p in "。！？；!?")
+
+
+def _clean_title(line: str) -> str:
+    line = _MD_HEADING.sub("", line.strip())
+    return _ARTICLE_PREFIX.sub("", line).strip()
+
+
+def find_interviewee(text: str) -> str:
+    """The interviewee as the lead paragraphs name them ("市住建局局长xxx"), or ''."""
+    best: tuple[int, str] | None = None
+    for pattern in _INTERVIEWEE_PATTERNS:
+        match = pattern.search(text)
+        if match and (best is None or match.start() < best[0]):
+            name = re.sub(r"^(?:日前|近日|目前|今天|昨天|同时)[，,]?", "", match.group(1)).strip()
+            if name:
+                best = (match.start(), name)
+    return best[1] if best else ""
+
+
+def _lines_with_offsets(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every line's content; a paywall marker splits a line and is left out."""
+    spans, pos = [], 0
+    for line in text.split("\n"):
+        cut = pos
+        for marker in [*PAYWALL_MARKER.finditer(line), None]:
+            stop = pos + (marker.start() if marker else len(line))
+            start, end = cut, stop
+            while start < end and text[start].isspace():
+                start += 1
+            while end > start and text[end - 1].isspace():
+                end -= 1
+            spans.append((start, end))
+            if marker:
+                cut = pos + marker.end()
+        pos += len(line) + 1
+    return spans
+
+
+def split_articles(text: str, source: str, headings: set[int] | frozenset = frozenset()) -> ParsedDocument:
+    """Split a document's text into articles of paragraphs, keeping offsets into ``text``."""
+    spans = _lines_with_offsets(text)
+    lines = [(i, s, e) for i, (s, e) in enumerate(spans) if e > s]
+    if not lines:
+        raise ParseError(f"{Path(source).name}: no text to index")
+
+    def titled(k: int) -> bool:
+        i, s, e = lines[k]
+        if i in headings:
+            return True
+        # A title stands before body text; a short last line is a closing remark.
+        return _is_title_like(text[s:e]) and k + 1 < len(lines)
+
+    # Consecutive title lines: the last names the article, the ones before it the document.
+    groups: list[tuple[list[int], list[int]]] = []  # (title line ks, body line ks)
+    k = 0
+    while k < len(lines):
+        title_ks = []
+        while k < len(lines) and titled(k):
+            title_ks.append(k)
+            k += 1
+        body_ks = []
+        while k < len(lines) and not titled(k):
+            body_ks.append(k)
+            k += 1
+        groups.append((title_ks, body_ks))
+
+    doc_title = ""
+    fallback_title = Path(source).stem
+    articles: list[Article] = []
+    for title_ks, body_ks in groups:
+        if len(title_ks) > 1 and not articles and not doc_title:
+            doc_title = "".join(text[lines[k][1] : lines[k][2]].strip() for k in title_ks[:-1])
+        title = _clean_title(text[lines[title_ks[-1]][1] : lines[title_ks[-1]][2]]) if title_ks else ""
+        if not body_ks:
+            continue
+        paragraphs = _paragraphs(text, [lines[k] for k in body_ks])
+        lead = "".join(text[p.start : p.end] for p in paragraphs[:2])
+        articles.append(
+            Article(
+                index=len(articles) + 1,
+                title=title or (fallback_title if not articles else f"{fallback_title} ({len(articles) + 1})"),
+                interviewee=find_interviewee(lead),
+                start=lines[title_ks[0]][1] if title_ks else paragraphs[0].start,
+                end=paragraphs[-1].end,
+                paragraphs=tuple(paragraphs),
+            )
+        )
+    return ParsedDocument(source=source, text=text, articles=tuple(articles), title=doc_title or fallback_title)
+
+
+def _paragraphs(text: str, lines: list[tuple[int, int, int]]) -> list[Paragraph]:
+    """Paragraphs with roles: a reporter's question, the answer paragraphs after it, or text."""
+    result, role, speaker = [], "text", ""
+    for number, (_, start, end) in enumerate(lines, 1):
+        line = text[start:end]
+        question = _QUESTION.match(line)
+        if question:
+            role, speaker = "question", question.group(1)
+        elif role in ("question", "answer"):
+            named = _SPEAKER.match(line)
+            if role == "question":
+                speaker = named.group(1) if named else ""
+            elif named:
+                speaker = named.group(1)
+            role = "answer"
+        result.append(Paragraph(number=number, start=start, end=end, role=role, speaker=speaker))
+    return result
+
+
+def parse_file(path: Path) -> ParsedDocument:
+    """Read and split one file; raises ParseError with a one-line reason."""
+    path = Path(path).resolve()
+    text, headings = read_file(path)
+    return split_articles(text, str(path), headings)

@@ -1,0 +1,252 @@
+"""The ingestion run: files -> parsed documents -> chunks -> embeddings -> Chroma.
+
+Idempotence is LangChain's indexing API: ``index()`` with a SQL record manager skips
+chunks it has seen, and its incremental cleanup deletes the stale chunks of a changed
+file.  Each file is one ``index()`` call with one batch, so an unchanged chunk of a
+changed file is never deleted and re-added.  A run killed part-way is completed by the
+next one: Chroma writes are upserts by content id, and ``reconcile`` removes vectors the
+record manager never heard of (and records whose vectors are missing).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rag.config import Settings
+from rag.errors import ParseError
+from rag.store import DocumentStore, chroma_client, ingest_lock, record_manager, vector_store
+from rag.types import Chunk, ParsedDocument
+
+from ingest.chunk import chunk_document
+from ingest.parse import SUPPORTED_SUFFIXES, parse_file
+
+BUNDLED_COLLECTION = Path(__file__).parent / "data" / "leader_interviews.txt"
+
+
+@dataclass
+class FileOutcome:
+    """What happened to one file."""
+
+    path: str
+    status: str  # "indexed", "unchanged", "failed", "skipped"
+    reason: str = ""
+    added: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+
+
+@dataclass
+class IngestReport:
+    """The summary of one run."""
+
+    files: list[FileOutcome] = field(default_factory=list)
+    pruned: int = 0
+    seconds: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(1 for f in self.files if f.status == status)
+
+    @property
+    def added(self) -> int:
+        return sum(f.added for f in self.files)
+
+    @property
+    def deleted(self) -> int:
+        return sum(f.deleted for f in self.files) + self.pruned
+
+    @property
+    def unchanged(self) -> int:
+        return sum(f.unchanged for f in self.files)
+
+    @property
+    def failed(self) -> list[FileOutcome]:
+        return [f for f in self.files if f.status == "failed"]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.deleted)
+
+
+class Progress:
+    """Progress of a run, in chunks; the CLI and the UI give it a callback."""
+
+    def __init__(self, callback: Callable[[int, int, str], None] | None = None) -> None:
+        self.callback = callback
+        self.total = 0
+        self.done = 0
+        self.label = ""
+
+    def start(self, total: int) -> None:
+        self.total = total
+        self._emit()
+
+    def advance(self, n: int, label: str | None = None) -> None:
+        self.done = min(self.total, self.done + n)
+        if label is not None:
+            self.label = label
+        self._emit()
+
+    def _emit(self) -> None:
+        if self.callback:
+            self.callback(self.done, self.total, self.label)
+
+
+def collect_files(paths: Iterable[Path]) -> tuple[list[Path], list[FileOutcome]]:
+    """The supported files among ``paths`` (folders are walked), and the ones skipped."""
+    files: list[Path] = []
+    skipped: list[FileOutcome] = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                hidden = any(part.startswith(".") for part in child.relative_to(path).parts)
+                if child.is_file() and not hidden and child.suffix.lower() in SUPPORTED_SUFFIXES:
+                    files.append(child.resolve())
+        elif path.is_file():
+            if path.suffix.lower() in SUPPORTED_SUFFIXES:
+                files.append(path.resolve())
+            else:
+                skipped.append(FileOutcome(str(path), "skipped", f"unsupported type {path.suffix or '(none)'}"))
+        else:
+            skipped.append(FileOutcome(str(path), "failed", "no such file or folder"))
+    return list(dict.fromkeys(files)), skipped
+
+
+def _to_documents(chunks: list[Chunk]):
+    from langchain_core.documents import Document
+
+    return [Document(page_content=c.text, metadata=c.metadata()) for c in chunks]
+
+
+def ingest(
+    paths: Iterable[Path] | None = None,
+    settings: Settings | None = None,
+    *,
+    prune: bool = False,
+    on_progress: Callable[[int, int, str], None] | None = None,
+    embedder=None,
+) -> IngestReport:
+    """Ingest ``paths`` (default: the bundled collection) into the index under ``settings.home``."""
+    from langchain_classic.embeddings import CacheBackedEmbeddings
+    from langchain_classic.storage import LocalFileStore
+    from langchain_core.indexing import index
+
+    from rag.embeddings import load_embedder
+
+    settings = settings or Settings.from_env()
+    began = time.perf_counter()
+    report = IngestReport()
+    with ingest_lock(settings):
+        files, report.files = collect_files(paths or [BUNDLED_COLLECTION])
+        parsed: list[tuple[ParsedDocument, list[Chunk]]] = []
+        for path in files:
+            try:
+                doc = parse_file(path)
+            except ParseError as e:
+                report.files.append(FileOutcome(str(path), "failed", str(e)))
+                continue
+            parsed.append((doc, chunk_document(doc, settings.chunk_size, settings.chunk_overlap)))
+
+        embedder = embedder or load_embedder(settings)
+        cache = LocalFileStore(str(settings.home / "cache" / "embeddings" / settings.model_slug))
+        cached = CacheBackedEmbeddings.from_bytes_store(
+            embedder, cache, namespace=settings.model_slug, key_encoder="sha256"
+        )
+        client = chroma_client(settings)
+        store = vector_store(settings, cached, client)
+        records = record_manager(settings)
+        documents = DocumentStore(settings)
+        progress = Progress(on_progress)
+        progress.start(sum(len(chunks) for _, chunks in parsed))
+        embedded = 0
+
+        def count_batch(n: int) -> None:
+            nonlocal embedded
+            embedded += n
+            progress.advance(n)
+
+        previous_hook = getattr(embedder, "on_batch", None)
+        embedder.on_batch = count_batch
+        try:
+            for doc, chunks in parsed:
+                embedded = 0
+                progress.advance(0, doc.file_name)
+                documents.save(doc, time.time())
+                result = index(
+                    _to_documents(chunks),
+                    records,
+                    store,
+                    cleanup="incremental",
+                    source_id_key="source",
+                    batch_size=max(1, len(chunks)),
+                    key_encoder="sha256",
+                )
+                progress.advance(len(chunks) - embedded)
+                changed = result["num_added"] or result["num_deleted"]
+                report.files.append(
+                    FileOutcome(
+                        doc.source,
+                        "indexed" if changed else "unchanged",
+                        added=result["num_added"],
+                        deleted=result["num_deleted"],
+                        unchanged=result["num_skipped"],
+                    )
+                )
+        finally:
+            embedder.on_batch = previous_hook
+        if prune:
+            report.pruned = prune_missing(store, records)
+        reconcile(store, records)
+        collect_garbage(store, documents)
+        if report.changed:
+            mark_changed(settings)
+    report.seconds = time.perf_counter() - began
+    return report
+
+
+def _all_metadata(store) -> tuple[list[str], list[dict]]:
+    data = store._collection.get(include=["metadatas"])
+    return data["ids"], data["metadatas"]
+
+
+def prune_missing(store, records) -> int:
+    """Delete the chunks of every source file that no longer exists; return how many."""
+    ids, metadatas = _all_metadata(store)
+    gone = sorted({m["source"] for m in metadatas if not Path(m["source"]).exists()})
+    if not gone:
+        return 0
+    keys = records.list_keys(group_ids=gone)
+    doomed = [i for i, m in zip(ids, metadatas) if m["source"] in gone]
+    if doomed:
+        store.delete(doomed)
+    records.delete_keys(keys)
+    return len(doomed)
+
+
+def reconcile(store, records) -> None:
+    """Make Chroma and the record manager agree after an interrupted run."""
+    in_store = set(store._collection.get(include=[])["ids"])
+    recorded = set(records.list_keys())
+    orphans = sorted(in_store - recorded)
+    if orphans:
+        store.delete(orphans)
+    missing = sorted(recorded - in_store)
+    if missing:
+        records.delete_keys(missing)
+
+
+def collect_garbage(store, documents: DocumentStore) -> None:
+    """Remove stored document versions no chunk refers to any more."""
+    _, metadatas = _all_metadata(store)
+    live = {m["doc_hash"] for m in metadatas}
+    for doc_hash in documents.hashes() - live:
+        documents.remove(doc_hash)
+
+
+def mark_changed(settings: Settings) -> None:
+    """Touch the index stamp that readers use to notice an ingest."""
+    stamp = settings.home / f"{settings.collection_name}.stamp"
+    stamp.write_text(str(time.time_ns()))

@@ -1,0 +1,74 @@
+"""The ``rag`` command: ``rag ingest``, ``rag ask``, ``rag ui``."""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+from pathlib import Path
+
+from rag.config import Settings
+from rag.errors import RagError
+
+
+def _peak_memory_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from ingest.pipeline import ingest
+
+    bar = tqdm(total=0, unit="chunk", desc="ingest", disable=args.quiet, file=sys.stderr)
+
+    def on_progress(done: int, total: int, label: str) -> None:
+        bar.total = total
+        bar.n = done
+        bar.set_postfix_str(Path(label).name if label else "", refresh=False)
+        bar.refresh()
+
+    try:
+        report = ingest([Path(p) for p in args.paths] or None, settings, prune=args.prune, on_progress=on_progress)
+    finally:
+        bar.close()
+    read = report.count("indexed") + report.count("unchanged")
+    print(
+        f"files: {read} read, {report.count('skipped')} skipped, {len(report.failed)} failed | "
+        f"chunks: {report.added} added, {report.deleted} removed, {report.unchanged} unchanged | "
+        f"{report.seconds:.1f} s, peak memory {_peak_memory_mb():.0f} MB"
+    )
+    for outcome in report.files:
+        if outcome.status in ("failed", "skipped"):
+            print(f"  {outcome.status}: {outcome.path}: {outcome.reason}")
+    return 1 if report.failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description="Question answering with citations over interview collections.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="chunk and embed files into the index (default: the bundled collection)")
+    p.add_argument("paths", nargs="*", help="files or folders (.txt .md .docx .pdf)")
+    p.add_argument("--prune", action="store_true", help="remove what was ingested from files that no longer exist")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_ingest)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``rag`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        return args.func(args, settings)
+    except RagError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Settings, read once from ``RAG_*`` environment variables, with defaults that work offline."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rag.errors import ConfigError
+
+DEFAULT_EMBED_MODEL = "multilingual-e5-small"
+DEFAULT_HOME = Path.home() / ".interview-rag"
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(f"RAG_{name}")
+    return value if value not in (None, "") else default
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError as e:
+        raise ConfigError(f"RAG_{name} must be a whole number, not {raw!r}") from e
+
+
+@dataclass
+class Settings:
+    """Everything that can be configured; ``Settings.from_env()`` reads the environment."""
+
+    home: Path = DEFAULT_HOME
+    model_cache: Path | None = None
+    embed_model: str = DEFAULT_EMBED_MODEL
+    collection: str = "interviews"
+    chroma_host: str | None = None
+    chroma_port: int = 8000
+    chunk_size: int = 300
+    chunk_overlap: int = 1
+    top_k: int = 5
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: str | None = None
+    embed_batch_size: int = 16
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.home = Path(self.home).expanduser()
+        self.model_cache = Path(self.model_cache).expanduser() if self.model_cache else self.home / "models"
+        if self.chunk_size < 50:
+            raise ConfigError("RAG_CHUNK_SIZE must be at least 50 characters.")
+        if self.chunk_size > 1000:
+            raise ConfigError("RAG_CHUNK_SIZE must be at most 1000 characters: longer chunks exceed the model's 512 tokens.")
+        if not 0 <= self.chunk_overlap <= 3:
+            raise ConfigError("RAG_CHUNK_OVERLAP counts sentences and must be between 0 and 3.")
+        if self.top_k < 1:
+            raise ConfigError("RAG_TOP_K must be at least 1.")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{1,40}", self.collection):
+            raise ConfigError("RAG_COLLECTION may hold letters, digits, '_' and '-' only (2 to 41 characters).")
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Build the settings from ``RAG_*`` environment variables."""
+        return cls(
+            home=Path(_env("HOME", str(DEFAULT_HOME))),
+            model_cache=_env("MODEL_CACHE"),
+            embed_model=_env("EMBED_MODEL", DEFAULT_EMBED_MODEL),
+            collection=_env("COLLECTION", "interviews"),
+            chroma_host=_env("CHROMA_HOST"),
+            chroma_port=_env_int("CHROMA_PORT", 8000),
+            chunk_size=_env_int("CHUNK_SIZE", 300),
+            chunk_overlap=_env_int("CHUNK_OVERLAP", 1),
+            top_k=_env_int("TOP_K", 5),
+            llm_base_url=_env("LLM_BASE_URL"),
+            llm_model=_env("LLM_MODEL"),
+            llm_api_key=_env("LLM_API_KEY"),
+            embed_batch_size=_env_int("EMBED_BATCH_SIZE", 16),
+        )
+
+    @property
+    def model_slug(self) -> str:
+        """A short name of the embedding model, safe inside a collection name."""
+        return re.sub(r"[^A-Za-z0-9]+", "-", Path(self.embed_model).name).strip("-").lower()[:20] or "model"
+
+    @property
+    def collection_name(self) -> str:
+        """The Chroma collection: one per embedding model, so vectors of two models never mix."""
+        return f"{self.collection}-{self.model_slug}"

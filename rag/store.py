@@ -1,0 +1,133 @@
+"""Where things are kept: Chroma for chunks and vectors, SQLite for ingestion records,
+and one JSON file per ingested document version (its text and articles) for citations."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+from langchain_core.embeddings import Embeddings
+
+from rag.config import Settings
+from rag.errors import IndexBusyError, IndexMissingError, RagError
+from rag.types import Article, Paragraph, ParsedDocument
+
+
+def chroma_client(settings: Settings):
+    """A Chroma client: a server when ``RAG_CHROMA_HOST`` is set, else a folder under ``RAG_HOME``."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_host:
+        try:
+            return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
+        except Exception as e:  # connection refused, wrong version...
+            raise RagError(
+                f"cannot reach the Chroma server at {settings.chroma_host}:{settings.chroma_port} ({e})"
+            ) from e
+    path = settings.home / "chroma"
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+
+def vector_store(settings: Settings, embedder: Embeddings, client=None):
+    """The LangChain Chroma store of this settings' collection (cosine space, our embedder)."""
+    from langchain_chroma import Chroma
+
+    return Chroma(
+        collection_name=settings.collection_name,
+        embedding_function=embedder,
+        client=client or chroma_client(settings),
+        collection_metadata={"hnsw:space": "cosine", "embed_model": settings.embed_model},
+    )
+
+
+def record_manager(settings: Settings):
+    """The SQL record manager LangChain's ``index()`` keeps its bookkeeping in."""
+    from langchain_classic.indexes import SQLRecordManager
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    manager = SQLRecordManager(
+        namespace=f"chroma/{settings.collection_name}",
+        db_url=f"sqlite:///{settings.home / 'records.sqlite'}",
+    )
+    manager.create_schema()
+    return manager
+
+
+class DocumentStore:
+    """One JSON file per document version, named by its content hash (never overwritten)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.folder = settings.home / "documents" / settings.collection_name
+
+    def path(self, doc_hash: str) -> Path:
+        return self.folder / f"{doc_hash}.json"
+
+    def save(self, doc: ParsedDocument, ingested_at: float) -> None:
+        """Write ``doc`` atomically unless that version is stored already."""
+        target = self.path(doc.content_hash)
+        if target.exists():
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "source": doc.source,
+            "title": doc.title,
+            "text": doc.text,
+            "ingested_at": ingested_at,
+            "articles": [asdict(a) for a in doc.articles],
+        }
+        fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(payload, f, ensure_ascii=False)
+            os.replace(tmp, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def load(self, doc_hash: str) -> ParsedDocument:
+        """The stored document version ``doc_hash``."""
+        data = self.load_raw(doc_hash)
+        articles = tuple(
+            Article(**{**a, "paragraphs": tuple(Paragraph(**p) for p in a["paragraphs"])}) for a in data["articles"]
+        )
+        return ParsedDocument(source=data["source"], text=data["text"], articles=articles, title=data["title"])
+
+    def load_raw(self, doc_hash: str) -> dict:
+        try:
+            return json.loads(self.path(doc_hash).read_text(encoding="utf-8"))
+        except FileNotFoundError as e:
+            raise IndexMissingError(f"document {doc_hash} is not in the index; run: rag ingest") from e
+
+    def hashes(self) -> set[str]:
+        if not self.folder.exists():
+            return set()
+        return {p.stem for p in self.folder.glob("*.json")}
+
+    def remove(self, doc_hash: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path(doc_hash).unlink()
+
+
+@contextlib.contextmanager
+def ingest_lock(settings: Settings):
+    """Hold the index's write lock; a second writer gets IndexBusyError at once."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    with open(settings.home / "ingest.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            raise IndexBusyError(
+                f"another ingestion is writing to {settings.home}; wait for it to finish and run again"
+            ) from e
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,169 @@
+"""The small data types shared by ingestion and answering; every piece of text knows where it stands."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """One paragraph of an article: ``text[start:end]`` of its document."""
+
+    number: int  # 1-based within its article
+    start: int
+    end: int
+    role: str = "text"  # "text", "question" or "answer"
+    speaker: str = ""
+
+
+@dataclass(frozen=True)
+class Article:
+    """One article of a document, with the interviewee line where the text gives one."""
+
+    index: int  # 1-based within its document
+    title: str
+    interviewee: str
+    start: int
+    end: int
+    paragraphs: tuple[Paragraph, ...]
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    """A file read into text and split into articles; offsets everywhere refer to ``text``."""
+
+    source: str  # absolute path of the file
+    text: str
+    articles: tuple[Article, ...]
+    title: str = ""
+
+    @property
+    def content_hash(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()[:24]
+
+    @property
+    def file_name(self) -> str:
+        return self.source.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A run of whole sentences from one article, with everything a citation needs."""
+
+    text: str
+    source: str
+    doc_hash: str
+    article: int
+    title: str
+    interviewee: str
+    para_start: int
+    para_end: int
+    start: int
+    end: int
+    role: str
+    speaker: str = ""
+    index: int = 0  # position of the chunk within its document
+
+    @property
+    def id(self) -> str:
+        """Stable id from the document's content hash, the span and the text."""
+        key = f"{self.doc_hash}:{self.start}:{self.end}:{self.text}"
+        return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+    def metadata(self) -> dict:
+        """Flat metadata for the vector store (scalars only)."""
+        return {
+            "source": self.source,
+            "doc_hash": self.doc_hash,
+            "article": self.article,
+            "title": self.title,
+            "interviewee": self.interviewee,
+            "para_start": self.para_start,
+            "para_end": self.para_end,
+            "start": self.start,
+            "end": self.end,
+            "role": self.role,
+            "speaker": self.speaker,
+            "chunk_index": self.index,
+            "chunk_id": self.id,
+        }
+
+    @classmethod
+    def from_metadata(cls, text: str, meta: dict) -> Chunk:
+        return cls(
+            text=text,
+            source=meta["source"],
+            doc_hash=meta["doc_hash"],
+            article=int(meta["article"]),
+            title=meta.get("title", ""),
+            interviewee=meta.get("interviewee", ""),
+            para_start=int(meta["para_start"]),
+            para_end=int(meta["para_end"]),
+            start=int(meta["start"]),
+            end=int(meta["end"]),
+            role=meta.get("role", "text"),
+            speaker=meta.get("speaker", ""),
+            index=int(meta.get("chunk_index", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk and its score (higher is better)."""
+
+    chunk: Chunk
+    score: float
+    dense_rank: int | None = None
+    lexical_rank: int | None = None
+
+    @property
+    def text(self) -> str:
+        return self.chunk.text
+
+    @property
+    def source(self) -> str:
+        return self.chunk.source
+
+    @property
+    def title(self) -> str:
+        return self.chunk.title
+
+    @property
+    def start(self) -> int:
+        return self.chunk.start
+
+    @property
+    def end(self) -> int:
+        return self.chunk.end
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A verbatim quote and where it stands: ``text[start:end] == quote`` of document ``source``."""
+
+    n: int
+    source: str
+    title: str
+    quote: str
+    start: int
+    end: int
+    score: float
+    interviewee: str = ""
+    article: int = 0
+    paragraph: int = 0
+    doc_hash: str = ""
+    chunk_id: str = ""
+
+
+@dataclass
+class Answer:
+    """An answer with its citations; ``found`` is False when the collection holds no answer."""
+
+    question: str
+    text: str
+    found: bool
+    citations: list[Citation] = field(default_factory=list)
+    hits: list[Hit] = field(default_factory=list)
+    notice: str = ""
+    mode: str = "extractive"
