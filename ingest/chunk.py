@@ -100,6 +100,8 @@ def chunk_document(doc: ParsedDocument, size: int = 300, overlap: int = 1) -> li
                     current = flush(0)
                 elif length > size and not (only_question and sentence.paragraph.role == "answer"):
                     current = flush(overlap)
+                    if current and sentence.end - current[0].start > size:
+                        current = []
             current.append(sentence)
         flush(0)
     return chunks

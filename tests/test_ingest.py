@@ -1,0 +1,119 @@
+"""The ingestion run with a fake embedder: idempotent, incremental, pruning, reporting bad files."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from ingest.pipeline import ingest
+from rag.errors import IndexBusyError
+from rag.store import DocumentStore, chroma_client, ingest_lock, record_manager
+from tests.conftest import CORPUS
+
+
+def store_state(settings) -> dict[str, tuple]:
+    """Chroma's content: id -> (text, source, start, end)."""
+    collection = chroma_client(settings).get_collection(settings.collection_name)
+    data = collection.get(include=["documents", "metadatas"])
+    return {
+        i: (d, m["source"], m["start"], m["end"]) for i, d, m in zip(data["ids"], data["documents"], data["metadatas"])
+    }
+
+
+def write_interview(folder, name, body):
+    path = folder / name
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def test_second_run_adds_and_deletes_nothing(settings, fake_embedder, tmp_path):
+    shutil.copy(CORPUS, tmp_path / "c.txt")
+    first = ingest([tmp_path], settings, embedder=fake_embedder)
+    assert first.added == 38 and first.deleted == 0 and not first.failed
+    calls = list(fake_embedder.calls)
+    second = ingest([tmp_path], settings, embedder=fake_embedder)
+    assert (second.added, second.deleted, second.unchanged) == (0, 0, 38)
+    assert fake_embedder.calls == calls  # nothing was embedded again
+    assert len(store_state(settings)) == 38
+
+
+def test_editing_one_file_changes_only_its_chunks(settings, fake_embedder, tmp_path):
+    a = write_interview(tmp_path, "a.txt", "标题甲\n记者：审批提速了吗？\n局长：审批时限压缩到x个工作日。我们取消了纸质材料。")
+    write_interview(tmp_path, "b.txt", "标题乙\n我们推进教育改革。我们建设新高中。")
+    ingest([tmp_path], settings, embedder=fake_embedder)
+    before = store_state(settings)
+    b_ids = {i for i, v in before.items() if v[1].endswith("b.txt")}
+
+    a.write_text("标题甲\n记者：审批提速了吗？\n局长：审批时限压缩到x个工作日。我们全面推行网上办理。", encoding="utf-8")
+    report = ingest([tmp_path], settings, embedder=fake_embedder)
+    after = store_state(settings)
+    assert b_ids <= set(after)
+    assert {i for i, v in after.items() if v[1].endswith("b.txt")} == b_ids
+    assert report.added >= 1 and report.deleted >= 1
+    assert not any("纸质材料" in v[0] for v in after.values())
+    assert any("网上办理" in v[0] for v in after.values())
+    # offsets still point into the stored document text
+    docs = DocumentStore(settings)
+    collection = chroma_client(settings).get_collection(settings.collection_name)
+    for text, meta in zip(*map(collection.get(include=["documents", "metadatas"]).get, ("documents", "metadatas"))):
+        assert docs.load(meta["doc_hash"]).text[meta["start"] : meta["end"]] == text
+
+
+def test_prune_removes_chunks_of_deleted_files(settings, fake_embedder, tmp_path):
+    write_interview(tmp_path, "a.txt", "标题甲\n我们推进审批改革。")
+    gone = write_interview(tmp_path, "b.txt", "标题乙\n我们推进教育改革。")
+    ingest([tmp_path], settings, embedder=fake_embedder)
+    gone.unlink()
+    kept = ingest([tmp_path], settings, embedder=fake_embedder)
+    assert kept.pruned == 0 and len(store_state(settings)) == 2
+    pruned = ingest([tmp_path], settings, embedder=fake_embedder, prune=True)
+    assert pruned.pruned == 1
+    assert [v[1] for v in store_state(settings).values()] == [str((tmp_path / "a.txt").resolve())]
+    assert len(record_manager(settings).list_keys()) == 1
+    assert len(DocumentStore(settings).hashes()) == 1
+
+
+def test_broken_files_are_reported_and_the_rest_ingested(settings, fake_embedder, tmp_path):
+    text = "标题\n记者：营商环境怎么样？\n局长：我们取消了纸质申报材料。"
+    (tmp_path / "gbk.txt").write_bytes(text.encode("gbk"))
+    (tmp_path / "bom.txt").write_bytes(text.replace("标题", "另一标题").encode("utf-8-sig"))
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "binary.txt").write_bytes(bytes(range(256)) * 10)
+    (tmp_path / "corrupt.docx").write_bytes(b"PK\x03\x04garbage")
+    (tmp_path / "image.png").write_bytes(b"\x89PNG")
+    report = ingest([tmp_path, tmp_path / "image.png", tmp_path / "missing.txt"], settings, embedder=fake_embedder)
+    failed = {f.path.rsplit("/", 1)[-1]: f.reason for f in report.failed}
+    assert set(failed) == {"empty.txt", "binary.txt", "corrupt.docx", "missing.txt"}
+    assert "empty" in failed["empty.txt"] and "binary" in failed["binary.txt"]
+    assert report.count("skipped") == 1
+    sources = {v[1].rsplit("/", 1)[-1] for v in store_state(settings).values()}
+    assert sources == {"gbk.txt", "bom.txt"}
+
+
+def test_progress_reaches_the_total(settings, fake_embedder, tmp_path):
+    shutil.copy(CORPUS, tmp_path / "c.txt")
+    seen = []
+    ingest([tmp_path], settings, embedder=fake_embedder, on_progress=lambda d, t, label: seen.append((d, t)))
+    assert seen[-1] == (38, 38)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_a_second_writer_is_refused(settings, fake_embedder, tmp_path):
+    with ingest_lock(settings), pytest.raises(IndexBusyError, match="another ingestion"):
+        ingest([CORPUS], settings, embedder=fake_embedder)
+
+
+def test_orphans_from_an_interrupted_run_are_reconciled(settings, fake_embedder, tmp_path):
+    from ingest.pipeline import reconcile
+    from rag.store import vector_store
+
+    shutil.copy(CORPUS, tmp_path / "c.txt")
+    ingest([tmp_path], settings, embedder=fake_embedder)
+    store = vector_store(settings, fake_embedder)
+    # a vector written before the crash, whose record never was
+    store.add_texts(["孤儿片段。"], metadatas=[{"source": "x", "doc_hash": "y"}], ids=["orphan"])
+    records = record_manager(settings)
+    reconcile(store, records)
+    assert "orphan" not in store_state(settings)
+    assert len(store_state(settings)) == 38
