@@ -116,6 +116,7 @@ class Hit:
     score: float
     dense_rank: int | None = None
     lexical_rank: int | None = None
+    similarity: float | None = None  # cosine similarity to the question, when dense search found it
 
     @property
     def text(self) -> str:

@@ -1,0 +1,165 @@
+"""Hybrid retrieval: dense search in Chroma plus BM25 over jieba tokens, fused by reciprocal rank.
+
+The BM25 index is derived from the Chroma collection itself and rebuilt whenever an
+ingest has changed it (the index stamp or the chunk count moved), so the two sides
+can never disagree about which chunks exist.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+
+from rag.config import Settings
+from rag.store import chroma_client, vector_store
+from rag.text import tokenize
+from rag.types import Chunk, Hit
+
+RRF_K = 60
+
+
+@dataclass
+class _LexicalIndex:
+    ids: list[str]
+    chunks: list[Chunk]
+    tokens: list[list[str]]
+    bm25: object | None
+    idf: dict[str, float]
+    key: tuple
+
+
+class HybridRetriever:
+    """Dense + BM25 retrieval over one collection."""
+
+    def __init__(self, settings: Settings, embedder) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self._client = None
+        self._store = None
+        self._lexical: _LexicalIndex | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def store(self):
+        if self._store is None:
+            self._client = chroma_client(self.settings)
+            self._store = vector_store(self.settings, self.embedder, self._client)
+        return self._store
+
+    def _collection(self):
+        return self.store._collection
+
+    def _stamp(self) -> tuple:
+        stamp = self.settings.home / f"{self.settings.collection_name}.stamp"
+        try:
+            marker = stamp.read_text()
+        except OSError:
+            marker = ""
+        return (marker, self._collection().count())
+
+    def lexical(self) -> _LexicalIndex:
+        """The BM25 side, rebuilt when the collection changed since it was built."""
+        key = self._stamp()
+        with self._lock:
+            if self._lexical is not None and self._lexical.key == key:
+                return self._lexical
+            data = self._collection().get(include=["documents", "metadatas"])
+            chunks = [Chunk.from_metadata(t, m) for t, m in zip(data["documents"], data["metadatas"])]
+            tokens = [tokenize(c.text) for c in chunks]
+            bm25 = None
+            if chunks:
+                import bm25s
+
+                bm25 = bm25s.BM25()
+                bm25.index(tokens, show_progress=False)
+            n = max(1, len(chunks))
+            df: dict[str, int] = {}
+            for toks in tokens:
+                for t in set(toks):
+                    df[t] = df.get(t, 0) + 1
+            idf = {t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
+            self._lexical = _LexicalIndex(data["ids"], chunks, tokens, bm25, idf, key)
+            return self._lexical
+
+    def idf(self, token: str) -> float:
+        """Inverse document frequency of ``token`` among chunks; unseen tokens weigh most."""
+        lex = self.lexical()
+        n = max(1, len(lex.chunks))
+        return lex.idf.get(token, math.log(1 + (n + 0.5) / 0.5))
+
+    def dense(self, query: str, k: int) -> list[tuple[Chunk, float]]:
+        """Top ``k`` chunks by cosine similarity to ``query``."""
+        if self._collection().count() == 0:
+            return []
+        results = self.store.similarity_search_with_score(query, k=k)
+        return [(Chunk.from_metadata(d.page_content, d.metadata), 1.0 - float(dist)) for d, dist in results]
+
+    def bm25(self, query: str, k: int) -> list[tuple[Chunk, float]]:
+        """Top ``k`` chunks by BM25 over jieba tokens."""
+        lex = self.lexical()
+        q = [t for t in tokenize(query) if t in lex.idf]
+        if not q or lex.bm25 is None:
+            return []
+        k = min(k, len(lex.chunks))
+        docs, scores = lex.bm25.retrieve([q], k=k, show_progress=False)
+        return [(lex.chunks[int(i)], float(s)) for i, s in zip(docs[0], scores[0]) if s > 0]
+
+    def retrieve(self, query: str, k: int = 5, candidates: int | None = None, boost: dict | None = None) -> list[Hit]:
+        """The ``k`` best chunks for ``query`` by reciprocal rank fusion of both sides.
+
+        ``boost`` maps (source, article) to an extra RRF-like weight, used to keep a
+        follow-up question near the article the conversation is about.
+        """
+        n = candidates or max(20, 4 * k)
+        dense = self.dense(query, n)
+        lexical = self.bm25(query, n)
+        fused: dict[str, dict] = {}
+        for rank, (chunk, sim) in enumerate(dense):
+            entry = fused.setdefault(chunk.id, {"chunk": chunk, "score": 0.0})
+            entry["score"] += 1.0 / (RRF_K + rank + 1)
+            entry["dense_rank"], entry["similarity"] = rank + 1, sim
+        for rank, (chunk, _) in enumerate(lexical):
+            entry = fused.setdefault(chunk.id, {"chunk": chunk, "score": 0.0})
+            entry["score"] += 1.0 / (RRF_K + rank + 1)
+            entry["lexical_rank"] = rank + 1
+        if boost:
+            for entry in fused.values():
+                entry["score"] += boost.get((entry["chunk"].source, entry["chunk"].article), 0.0)
+        ranked = sorted(fused.values(), key=lambda e: -e["score"])[:k]
+        return [
+            Hit(
+                chunk=e["chunk"],
+                score=e["score"],
+                dense_rank=e.get("dense_rank"),
+                lexical_rank=e.get("lexical_rank"),
+                similarity=e.get("similarity"),
+            )
+            for e in ranked
+        ]
+
+    def similarity(self, query: str, texts: list[str]) -> np.ndarray:
+        """Cosine similarity of ``query`` to each of ``texts`` (embedded as passages)."""
+        if not texts:
+            return np.zeros(0)
+        q = np.asarray(self.embedder.embed_query(query))
+        p = np.asarray(self.embedder.embed_documents(texts))
+        return p @ q
+
+
+class InterviewRetriever(BaseRetriever):
+    """The hybrid retriever as a LangChain ``BaseRetriever``, for use in other chains."""
+
+    hybrid: object
+    k: int = 5
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        return [
+            Document(page_content=h.text, metadata={**h.chunk.metadata(), "score": h.score})
+            for h in self.hybrid.retrieve(query, k=self.k)
+        ]
