@@ -6,7 +6,7 @@ import re
 import unicodedata
 from collections.abc import Iterator, Sequence
 
-from rag.answer import ExtractiveAnswerer
+from rag.answer import ACROSS_QUESTION, ExtractiveAnswerer
 from rag.config import Settings
 from rag.embeddings import load_embedder
 from rag.errors import IndexMissingError
@@ -109,7 +109,10 @@ class Assistant:
             yield refusal.text
             yield refusal
             return
-        hits = self.retrieve(text, k=top_k, history=history)
+        k = top_k or self.settings.top_k
+        if ACROSS_QUESTION.search(text):
+            k = max(k, 10)  # a question across interviews needs chunks from several of them
+        hits = self.retrieve(text, k=k, history=history)
         if self.llm is not None:
             answer = yield from self.llm.stream(text, hits, history)
         else:

@@ -44,6 +44,34 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if report.failed else 0
 
 
+def format_answer(answer) -> str:
+    """The answer and its citations as plain text for a terminal or a document."""
+    lines = [answer.text]
+    if answer.notice:
+        lines.insert(0, f"({answer.notice})")
+    for c in answer.citations:
+        who = f" · {c.interviewee}" if c.interviewee else ""
+        lines.append(f"[{c.n}] 《{c.title}》{who} · {Path(c.source).name} 第{c.paragraph}段 (chars {c.start}-{c.end})")
+        lines.append(f"    “{c.quote}”")
+    return "\n".join(lines)
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+    from dataclasses import asdict
+
+    from rag.assistant import Assistant
+
+    assistant = Assistant(settings)
+    answer = assistant.ask(args.question, top_k=args.top_k)
+    if args.json:
+        payload = {k: v for k, v in asdict(answer).items() if k != "hits"}
+        print(json.dumps(payload, ensure_ascii=False, indent=2))
+    else:
+        print(format_answer(answer))
+    return 0 if answer.found else 3
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description="Question answering with citations over interview collections.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -53,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prune", action="store_true", help="remove what was ingested from files that no longer exist")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("ask", help="answer a question from the index, with citations")
+    p.add_argument("question")
+    p.add_argument("--top-k", type=int, default=None, help="how many chunks to read (default RAG_TOP_K)")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    p.set_defaults(func=cmd_ask)
     return parser
 
 
