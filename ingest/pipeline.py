@@ -10,13 +10,15 @@ record manager never heard of (and records whose vectors are missing).
 
 from __future__ import annotations
 
+import hashlib
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.config import Settings
-from rag.errors import ParseError
+from rag.errors import ParseError, RagError
 from rag.store import DocumentStore, chroma_client, ingest_lock, record_manager, vector_store
 from rag.types import Chunk, ParsedDocument
 
@@ -250,3 +252,75 @@ def mark_changed(settings: Settings) -> None:
     """Touch the index stamp that readers use to notice an ingest."""
     stamp = settings.home / f"{settings.collection_name}.stamp"
     stamp.write_text(str(time.time_ns()))
+
+
+def list_documents(settings: Settings) -> list[dict]:
+    """The ingested documents: source, file, title, articles, chunk count, when ingested."""
+    from collections import Counter
+
+    client = chroma_client(settings)
+    try:
+        collection = client.get_collection(settings.collection_name)
+    except Exception:  # chromadb raises NotFoundError (or ValueError in older versions)
+        return []
+    metadatas = collection.get(include=["metadatas"])["metadatas"]
+    counts = Counter((m["source"], m["doc_hash"]) for m in metadatas)
+    documents = DocumentStore(settings)
+    rows = []
+    for (source, doc_hash), n in sorted(counts.items()):
+        try:
+            raw = documents.load_raw(doc_hash)
+        except RagError:
+            raw = {"title": Path(source).stem, "articles": [], "ingested_at": 0}
+        rows.append(
+            {
+                "source": source,
+                "file": Path(source).name,
+                "title": raw["title"],
+                "articles": [a["title"] for a in raw["articles"]],
+                "chunks": n,
+                "ingested_at": raw.get("ingested_at", 0),
+            }
+        )
+    return rows
+
+
+def remove_documents(settings: Settings, sources: list[str], embedder=None) -> int:
+    """Remove every chunk of ``sources`` from the index; return how many were removed."""
+    from rag.embeddings import load_embedder
+
+    with ingest_lock(settings):
+        store = vector_store(settings, embedder or load_embedder(settings))
+        records = record_manager(settings)
+        data = store._collection.get(where={"source": {"$in": list(sources)}}, include=[])
+        if data["ids"]:
+            store.delete(data["ids"])
+        records.delete_keys(records.list_keys(group_ids=list(sources)))
+        collect_garbage(store, DocumentStore(settings))
+        mark_changed(settings)
+        return len(data["ids"])
+
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+_SAFE_NAME = re.compile(r"[^\w\u4e00-\u9fff.()（）-]+")
+
+
+def store_upload(settings: Settings, temp_path: Path, original_name: str) -> Path:
+    """Copy an uploaded file into ``RAG_HOME/uploads`` under a name made from its content.
+
+    The uploaded name is only shown, never used as a path: the file lands in a folder
+    named by its hash, under a name cleaned of separators and dots at the start.
+    """
+    suffix = Path(original_name).suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise ParseError(f"{Path(original_name).name}: unsupported file type {suffix or '(none)'}; use .txt, .md, .docx or .pdf")
+    size = Path(temp_path).stat().st_size
+    if size > MAX_UPLOAD_BYTES:
+        raise ParseError(f"{Path(original_name).name}: {size // 2**20} MB is over the {MAX_UPLOAD_BYTES // 2**20} MB upload limit")
+    data = Path(temp_path).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    stem = _SAFE_NAME.sub("_", Path(original_name.replace("\\", "/")).stem).strip("._") or "upload"
+    target = settings.home / "uploads" / digest / f"{stem[:80]}{suffix}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return target

@@ -87,11 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=None, help="how many chunks to read (default RAG_TOP_K)")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.set_defaults(func=cmd_ask)
+
+    # "rag ui ..." is handed to ui.app.main whole (see main); listed here for --help.
+    sub.add_parser("ui", help="start the chat page (ingests the bundled collection first if needed); rag ui --help")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``rag`` console script."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["ui"]:
+        from ui.app import main as ui_main
+
+        return ui_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()

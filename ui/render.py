@@ -1,0 +1,110 @@
+"""HTML for the chat page: answers with linked markers, and the source panel."""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+from rag.types import Answer, Citation
+
+_MARKER = re.compile(r"\[(\d+)\]")
+
+CSS = """
+.src-card {border:1px solid #d0d7de; border-radius:8px; padding:10px 12px; margin-bottom:10px; background:#fff;}
+.src-card h4 {margin:0 0 4px 0; font-size:15px;}
+.src-meta {color:#57606a; font-size:13px; margin-bottom:6px;}
+.src-passage {line-height:1.7; font-size:14px; white-space:pre-wrap;}
+.src-passage mark, .src-article mark {background:#fff3a3; padding:1px 0;}
+.src-article {max-height:360px; overflow:auto; border-top:1px dashed #d0d7de; margin-top:6px; padding-top:6px;
+  line-height:1.7; font-size:14px; white-space:pre-wrap;}
+.src-none {color:#8a4b00; background:#fff8e6; border:1px solid #f0d59a; border-radius:8px; padding:10px 12px;}
+.src-near {opacity:.85}
+.cite {text-decoration:none; font-weight:600;}
+"""
+
+
+def _escape(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def answer_markdown(answer: Answer) -> str:
+    """The answer text with each [n] turned into a link to its source card (the quote on hover)."""
+    quotes = {c.n: c for c in answer.citations}
+
+    def link(match: re.Match) -> str:
+        n = int(match.group(1))
+        c = quotes.get(n)
+        if c is None:
+            return match.group(0)
+        tip = _escape(f"《{c.title}》第{c.paragraph}段：{c.quote}")
+        return f'<a class="cite" href="#cite-{n}" title="{tip}">[{n}]</a>'
+
+    body = _MARKER.sub(link, _escape(answer.text).replace("\n", "  \n"))
+    if answer.notice:
+        body = f"*{_escape(answer.notice)}*\n\n{body}"
+    return body
+
+
+def _highlight(text: str, start: int, end: int, anchor: str = "") -> str:
+    """``text`` with ``text[start:end]`` marked."""
+    start, end = max(0, start), min(len(text), end)
+    attr = f' id="{anchor}"' if anchor else ""
+    return f"{_escape(text[:start])}<mark{attr}>{_escape(text[start:end])}</mark>{_escape(text[end:])}"
+
+
+def citation_card(c: Citation, passage: str, passage_start: int, article_html: str) -> str:
+    """One source card: title, interviewee, paragraph, the passage with the quote marked, the article."""
+    who = f" · {_escape(c.interviewee)}" if c.interviewee else ""
+    meta = f"{_escape(Path(c.source).name)} · 第{c.paragraph}段 · 字符 {c.start}–{c.end}"
+    passage_html = _highlight(passage, c.start - passage_start, c.end - passage_start)
+    return (
+        f'<div class="src-card" id="cite-{c.n}">'
+        f"<h4>[{c.n}] 《{_escape(c.title)}》{who}</h4>"
+        f'<div class="src-meta">{meta}</div>'
+        f'<div class="src-passage">{passage_html}</div>'
+        f"<details><summary>在文章中查看 · show in article</summary>"
+        f'<div class="src-article">{article_html}</div>'
+        f'<a href="#art-{c.n}">↓ 跳到引文 · jump to the quote</a></details>'
+        f"</div>"
+    )
+
+
+def article_html(text: str, paragraphs, c: Citation) -> str:
+    """The article, paragraph by paragraph (paywall markers never shown), the quote marked."""
+    parts = []
+    for p in paragraphs:
+        body = text[p.start : p.end]
+        if p.start <= c.start < p.end:
+            parts.append(_highlight(body, c.start - p.start, c.end - p.start, f"art-{c.n}"))
+        else:
+            parts.append(_escape(body))
+    return "\n".join(parts)
+
+
+def sources_html(answer: Answer, documents) -> str:
+    """The source panel for ``answer``; ``documents`` is the index's DocumentStore."""
+    if not answer.found:
+        near = "".join(
+            f'<div class="src-card src-near"><h4>《{_escape(h.title)}》</h4>'
+            f'<div class="src-meta">{_escape(Path(h.source).name)} · 第{h.chunk.para_start}段 · 相似度 {h.score:.3f}</div>'
+            f'<div class="src-passage">{_escape(h.text)}</div></div>'
+            for h in answer.hits[:3]
+        )
+        head = '<div class="src-none">资料中没有找到答案。The collection does not contain an answer.</div>'
+        if near:
+            head += "<p><b>最接近的段落（并非答案）· Closest passages, not an answer:</b></p>"
+        return head + near
+    cards = []
+    for c in answer.citations:
+        try:
+            doc = documents.load(c.doc_hash)
+        except Exception:  # the document was removed since: show the quote alone
+            cards.append(citation_card(c, c.quote, c.start, _escape(c.quote)))
+            continue
+        article = doc.articles[c.article - 1] if 0 < c.article <= len(doc.articles) else None
+        paragraphs = article.paragraphs if article else ()
+        paragraph = next((p for p in paragraphs if p.start <= c.start < p.end), None)
+        p_start, p_end = (paragraph.start, paragraph.end) if paragraph else (c.start, c.end)
+        cards.append(citation_card(c, doc.text[p_start:p_end], p_start, article_html(doc.text, paragraphs, c)))
+    return "".join(cards) or '<div class="src-meta">没有引文。</div>'
