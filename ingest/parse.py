@@ -261,7 +261,9 @@ def split_articles(text: str, source: str, headings: set[int] | frozenset = froz
                 paragraphs=tuple(paragraphs),
             )
         )
-    return ParsedDocument(source=source, text=text, articles=tuple(articles), title=doc_title or fallback_title)
+    if not doc_title:
+        doc_title = articles[0].title if len(articles) == 1 else fallback_title
+    return ParsedDocument(source=source, text=text, articles=tuple(articles), title=doc_title)
 
 
 def _paragraphs(text: str, lines: list[tuple[int, int, int]]) -> list[Paragraph]:

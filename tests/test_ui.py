@@ -1,0 +1,138 @@
+"""The thin UI layer with a fake assistant: rendering, the chat handler, loopback-only defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.config import Settings
+from rag.errors import RagError
+from rag.types import Answer, Article, Chunk, Citation, Hit, Paragraph, ParsedDocument
+from ui.app import _is_loopback, build_app, main
+from ui.render import answer_markdown, sources_html
+
+TEXT = "访谈标题\n“营商环境是生产力。”局长xxx说。\n##paidbegin##我们取消了纸质材料。审批时限压缩到x个工作日。"
+
+
+def _doc() -> ParsedDocument:
+    p1 = Paragraph(1, 5, 24)
+    p2 = Paragraph(2, TEXT.index("我们"), len(TEXT))
+    return ParsedDocument("/data/a.txt", TEXT, (Article(1, "访谈标题", "局长xxx", 0, len(TEXT), (p1, p2)),))
+
+
+class FakeDocuments:
+    def load(self, doc_hash):
+        return _doc()
+
+
+class FakeAssistant:
+    """Queued answers, like llm's MockModel."""
+
+    def __init__(self) -> None:
+        self.settings = Settings(home="/tmp/fake-home")
+        self.documents = FakeDocuments()
+        self.mode = "extractive"
+        self.queue: list = []
+        self.seen_history: list = []
+
+    def ask_stream(self, question, history=None):
+        self.seen_history.append(list(history or []))
+        item = self.queue.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        yield item.text[:3]
+        yield item
+
+
+def _answer() -> Answer:
+    start = TEXT.index("我们取消")
+    quote = "我们取消了纸质材料。"
+    citation = Citation(1, "/data/a.txt", "访谈标题", quote, start, start + len(quote), 1.0, "局长xxx", 1, 2, "h", "c")
+    return Answer("纸质材料？", f"{quote}[1]", True, [citation])
+
+
+def test_markers_link_to_their_source_cards():
+    html = answer_markdown(_answer())
+    assert 'href="#cite-1"' in html and "我们取消了纸质材料" in html
+    assert 'title="《访谈标题》第2段' in html
+
+
+def test_source_card_highlights_the_quote_and_hides_paywall_markers():
+    panel = sources_html(_answer(), FakeDocuments())
+    assert 'id="cite-1"' in panel
+    assert "<mark>我们取消了纸质材料。</mark>" in panel
+    assert '<mark id="art-1">我们取消了纸质材料。</mark>' in panel  # show in article
+    assert "##paid" not in panel
+    assert "局长xxx" in panel and "第2段" in panel
+
+
+def test_not_found_panel_shows_closest_passages_marked_as_such():
+    chunk = Chunk("审批时限压缩到x个工作日。", "/data/a.txt", "h", 1, "访谈标题", "", 2, 2, 0, 10, "text")
+    answer = Answer("大学？", "资料中没有找到这个问题的答案。", False, [], [Hit(chunk, 0.01)])
+    panel = sources_html(answer, FakeDocuments())
+    assert "没有找到答案" in panel and "并非答案" in panel and "审批时限" in panel
+
+
+def test_answers_are_escaped():
+    answer = Answer("q", "<script>alert(1)</script>[1]", True, _answer().citations)
+    assert "<script>" not in answer_markdown(answer)
+
+
+def _respond(app):
+    # the chat handler is the function behind the question box's submit event
+    return next(fn.fn for fn in app.fns.values() if getattr(fn.fn, "__name__", "") == "respond")
+
+
+def test_chat_streams_then_renders_and_keeps_history():
+    assistant = FakeAssistant()
+    assistant.queue += [_answer(), _answer()]
+    respond = _respond(build_app(assistant, collection=object()))
+    steps = list(respond("纸质材料？", [], []))
+    assert len(steps) == 2  # a partial answer, then the final one
+    chat, turns, panel, box = steps[-1]
+    assert 'href="#cite-1"' in chat[-1]["content"] and turns == [("纸质材料？", "我们取消了纸质材料。[1]")]
+    assert "<mark>" in panel and box == ""
+    list(respond("那审批呢？", chat, turns))
+    assert assistant.seen_history[-1] == [("纸质材料？", "我们取消了纸质材料。[1]")]
+
+
+def test_errors_appear_in_the_page():
+    assistant = FakeAssistant()
+    assistant.queue += [RagError("the index is empty; run: rag ingest"), ConnectionError("LLM server down")]
+    respond = _respond(build_app(assistant, collection=object()))
+    chat, _, panel, _ = list(respond("问题", [], []))[-1]
+    assert "rag ingest" in chat[-1]["content"] and "rag ingest" in panel
+    chat, _, panel, _ = list(respond("问题", [], []))[-1]
+    assert "ConnectionError" in chat[-1]["content"]
+
+
+def test_loopback_only_without_a_password(monkeypatch, capsys):
+    assert _is_loopback("127.0.0.1") and _is_loopback("localhost") and _is_loopback("::1")
+    assert not _is_loopback("0.0.0.0") and not _is_loopback("192.168.1.5")
+    monkeypatch.delenv("RAG_UI_AUTH", raising=False)
+    assert main(["--host", "0.0.0.0", "--port", "0"]) == 2
+    assert "RAG_UI_AUTH" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd.txt", "..\\..\\evil.md", ".hidden.txt", "a/b/c.docx"])
+def test_upload_names_never_become_paths(settings, tmp_path, name):
+    from ingest.pipeline import store_upload
+
+    temp = tmp_path / "upload.bin"
+    temp.write_text("标题\n内容。", encoding="utf-8")
+    stored = store_upload(settings, temp, name)
+    assert stored.resolve().is_relative_to((settings.home / "uploads").resolve())
+    assert ".." not in stored.name and "/" not in stored.name
+
+
+def test_uploads_of_wrong_type_or_size_are_refused(settings, tmp_path, monkeypatch):
+    import ingest.pipeline as pipeline
+    from rag.errors import ParseError
+
+    temp = tmp_path / "x"
+    temp.write_bytes(b"x" * 100)
+    with pytest.raises(ParseError, match="unsupported"):
+        pipeline.store_upload(settings, temp, "virus.exe")
+    monkeypatch.setattr(pipeline, "MAX_UPLOAD_BYTES", 10)
+    with pytest.raises(ParseError, match="limit"):
+        pipeline.store_upload(settings, temp, "big.txt")
+    assert not (settings.home / "uploads").exists()
