@@ -114,12 +114,25 @@ class Assistant:
             k = max(k, 10)  # a question across interviews needs chunks from several of them
         hits = self.retrieve(text, k=k, history=history)
         if self.llm is not None:
-            answer = yield from self.llm.stream(text, hits, history)
+            try:
+                answer = yield from self.llm.stream(text, hits, history)
+            except Exception as e:
+                import openai
+
+                if not isinstance(e, (openai.OpenAIError, ConnectionError, TimeoutError)):
+                    raise
+                answer = self.extractive.answer(text, hits)
+                answer.notice = _reply(
+                    text,
+                    f"LLM 服务不可用（{e.__class__.__name__}），改为直接引用原文。",
+                    f"The LLM server is unavailable ({e.__class__.__name__}); quoting the sources instead.",
+                )
+                yield answer.text
         else:
             answer = self.extractive.answer(text, hits)
             yield answer.text
         answer.question = text
-        answer.notice = notice
+        answer.notice = " ".join(n for n in (notice, answer.notice) if n)
         self._fix_paragraphs(answer)
         yield answer
 
