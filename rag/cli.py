@@ -72,6 +72,42 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if answer.found else 3
 
 
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from tqdm import tqdm
+
+    from rag.evaluate import format_report, plot_hit_at_k, run
+
+    bar = tqdm(total=0, desc="eval", disable=args.quiet, file=sys.stderr)
+
+    def on_progress(done: int, total: int, label: str) -> None:
+        bar.total, bar.n = total, done
+        bar.set_description_str(f"eval: {label}" if label == "questions" else "eval: ingest")
+        bar.refresh()
+
+    try:
+        result = run(
+            Path(args.questions),
+            corpus=[Path(p) for p in args.corpus] or None,
+            sample=args.sample,
+            seed=args.seed,
+            home=Path(args.home) if args.home else None,
+            baselines=not args.no_baselines,
+            on_progress=on_progress,
+        )
+    finally:
+        bar.close()
+    print(format_report(result))
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+        plot_hit_at_k(result, out.with_suffix(".png"))
+        print(f"wrote {out} and {out.with_suffix('.png')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description="Question answering with citations over interview collections.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -87,6 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=None, help="how many chunks to read (default RAG_TOP_K)")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("eval", help="measure retrieval, answers and speed on a question set, beside baselines")
+    p.add_argument("questions", help="JSONL in the project's format, or SQuAD-style JSON (CMRC 2018...)")
+    p.add_argument("--corpus", nargs="*", default=[], help="files the JSONL questions are about (default: bundled)")
+    p.add_argument("--sample", type=int, default=None, help="ask a random sample of this many questions")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--home", default=None, help="index folder (default: a fresh temporary one)")
+    p.add_argument("--json", default=None, help="write the figures here, and the hit@k plot beside it (.png)")
+    p.add_argument("--no-baselines", action="store_true", help="skip the LangChain-default baseline")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_eval)
 
     # "rag ui ..." is handed to ui.app.main whole (see main); listed here for --help.
     sub.add_parser("ui", help="start the chat page (ingests the bundled collection first if needed); rag ui --help")

@@ -22,6 +22,11 @@ from rag.text import tokenize
 from rag.types import Chunk, Hit
 
 RRF_K = 60
+# Weights of the two sides in the fusion, chosen with ``rag eval`` on the seed dev set and
+# a CMRC 2018 sample (docs/benchmarks.md): for Chinese questions BM25 over jieba words is
+# the sharper side; a question with no Chinese has no lexical side at all.
+DENSE_WEIGHT = 1.0
+LEXICAL_WEIGHT = 1.0
 
 
 @dataclass
@@ -44,6 +49,8 @@ class HybridRetriever:
         self._store = None
         self._lexical: _LexicalIndex | None = None
         self._lock = threading.Lock()
+        self.dense_weight = DENSE_WEIGHT
+        self.lexical_weight = LEXICAL_WEIGHT
 
     @property
     def store(self):
@@ -122,11 +129,11 @@ class HybridRetriever:
         fused: dict[str, dict] = {}
         for rank, (chunk, sim) in enumerate(dense):
             entry = fused.setdefault(chunk.id, {"chunk": chunk, "score": 0.0})
-            entry["score"] += 1.0 / (RRF_K + rank + 1)
+            entry["score"] += self.dense_weight / (RRF_K + rank + 1)
             entry["dense_rank"], entry["similarity"] = rank + 1, sim
         for rank, (chunk, _) in enumerate(lexical):
             entry = fused.setdefault(chunk.id, {"chunk": chunk, "score": 0.0})
-            entry["score"] += 1.0 / (RRF_K + rank + 1)
+            entry["score"] += self.lexical_weight / (RRF_K + rank + 1)
             entry["lexical_rank"] = rank + 1
         if boost:
             for entry in fused.values():
