@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rag.text import has_cjk, key_terms, sentence_spans
+from rag.retrieval import term_coverage
+from rag.text import has_cjk, sentence_spans
 from rag.types import Answer, Citation, Hit
 
-QUOTED = re.compile(r"[“「『\"]([^”」』\"]{1,20})[”」』\"]")
 LIST_QUESTION = re.compile(r"哪些|哪几|有什么|有哪|包括|几个方面|几方面|哪[一二三四五六七八九十两几]|列举|\bwhich\b|\bwhat are\b|\blist\b", re.I)
 ACROSS_QUESTION = re.compile(r"哪几位|哪些受访者|哪些领导|哪几篇|哪些文章|哪些访谈|谁谈到|谁提到|都谈到|都提到|分别|各自|\bwho\b|\bwhich interviews\b", re.I)
 
@@ -94,30 +94,8 @@ class ExtractiveAnswerer:
         self._score(question, result)
         return result
 
-    def weights(self, question: str) -> dict[str, tuple[float, list[str]]]:
-        """Question terms with their weights (IDF; a single character counts less, a quoted
-        phrase most) and their parts, which earn partial credit when the whole is missing."""
-        terms = key_terms(question)
-        weights = {t: (self.retriever.idf(t) * (0.3 if len(t) == 1 else 1.0), parts) for t, parts in terms.items()}
-        heaviest = max((w for w, _ in weights.values()), default=1.0)
-        for phrase in QUOTED.findall(question):
-            weights[phrase.lower()] = (2 * heaviest, [])
-        return weights
-
-    @staticmethod
-    def coverage(weights: dict[str, tuple[float, list[str]]], text: str) -> float:
-        """Weighted share of the question's terms found in ``text``."""
-        total = sum(w for w, _ in weights.values()) or 1.0
-        found = 0.0
-        for term, (weight, parts) in weights.items():
-            if term in text:
-                found += weight
-            elif parts:
-                found += 0.7 * weight * sum(1 for p in parts if p in text) / len(parts)
-        return found / total
-
     def _score(self, question: str, candidates: list[Candidate]) -> None:
-        weights = self.weights(question)
+        weights = self.retriever.term_weights(question)
         crosslingual = not has_cjk(question)
         if crosslingual and candidates:
             # No shared words to count: compare meanings, on the sentences of the top chunks.
@@ -126,9 +104,9 @@ class ExtractiveAnswerer:
                 c.similarity = float(sim)
         chunk_coverage: dict[str, float] = {}
         for c in candidates:
-            c.coverage = self.coverage(weights, c.text.lower())
+            c.coverage = term_coverage(weights, c.text.lower())
             if c.hit.chunk.id not in chunk_coverage:
-                chunk_coverage[c.hit.chunk.id] = self.coverage(weights, c.hit.text.lower())
+                chunk_coverage[c.hit.chunk.id] = term_coverage(weights, c.hit.text.lower())
             c.context = chunk_coverage[c.hit.chunk.id]
             prior = 0.1 / (c.rank + 1)
             c.score = (c.similarity if crosslingual else c.coverage + 0.3 * c.context) + prior

