@@ -82,14 +82,6 @@ def chunk_document(doc: ParsedDocument, size: int = 300, overlap: int = 1) -> li
             for piece in _split_long(doc.text, sentence, size)
         ]
         current: list[Sentence] = []
-
-        def flush(keep: int) -> list[Sentence]:
-            if current:
-                chunks.append(_make_chunk(doc, article, current, len(chunks)))
-            # Overlap only with sentences that fit well within the next chunk.
-            tail = current[-keep:] if keep and len(current) > keep else []
-            return tail if sum(s.end - s.start for s in tail) <= size // 2 else []
-
         for sentence in sentences:
             if current:
                 gap = doc.text[current[-1].end : sentence.start]
@@ -97,20 +89,33 @@ def chunk_document(doc: ParsedDocument, size: int = 300, overlap: int = 1) -> li
                 only_question = all(s.paragraph.role == "question" for s in current)
                 length = sentence.end - current[0].start
                 if PAYWALL_MARKER.search(gap) or starts_question:
-                    current = flush(0)
+                    current = _flush(doc, article, current, chunks, 0, size)
                 elif length > size and not (only_question and sentence.paragraph.role == "answer"):
-                    current = flush(overlap)
+                    current = _flush(doc, article, current, chunks, overlap, size)
                     if current and sentence.end - current[0].start > size:
                         current = []
             current.append(sentence)
-        flush(0)
+        _flush(doc, article, current, chunks, 0, size)
     return chunks
+
+
+def _flush(
+    doc: ParsedDocument, article, current: list[Sentence], chunks: list[Chunk], keep: int, size: int
+) -> list[Sentence]:
+    """Close the chunk of ``current`` sentences; return the sentences the next chunk starts with."""
+    if current:
+        chunks.append(_make_chunk(doc, article, current, len(chunks)))
+    # Overlap only with sentences that fit well within the next chunk.
+    tail = current[-keep:] if keep and len(current) > keep else []
+    return tail if sum(s.end - s.start for s in tail) <= size // 2 else []
 
 
 def _make_chunk(doc: ParsedDocument, article, sentences: list[Sentence], index: int) -> Chunk:
     start, end = sentences[0].start, sentences[-1].end
     roles = {s.paragraph.role for s in sentences}
-    role = roles.pop() if len(roles) == 1 else ("qa" if "question" in roles else "answer" if "answer" in roles else "text")
+    role = (
+        roles.pop() if len(roles) == 1 else ("qa" if "question" in roles else "answer" if "answer" in roles else "text")
+    )
     speakers = [s.paragraph.speaker for s in sentences if s.paragraph.role == "answer"]
     return Chunk(
         text=doc.text[start:end],

@@ -22,7 +22,7 @@ _ARTICLE_PREFIX = re.compile(r"^\s*篇\s*[0-9一二三四五六七八九十]+\s*
 _MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+")
 _QUESTION = re.compile(r"^\s*(记者|问|主持人|Q)\s*[：:]")
 _SPEAKER = re.compile(r"^\s*([^\s，,。：:“”]{1,8})\s*[：:]")
-_FINAL_PUNCT = "。！？；：…!?;:，,、”’\"】」』"
+_FINAL_PUNCT = '。！？；：…!?;:，,、”’"】」』'
 _INTERVIEWEE_PATTERNS = (
     re.compile(r"专访了([^，,。“”]{2,40}?)[。，,]"),
     re.compile(r"对([^，,。“”]{2,40}?)进行了(?:专题)?(?:访谈|专访|采访)"),

@@ -17,13 +17,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.chunk import chunk_document
+from ingest.parse import SUPPORTED_SUFFIXES, parse_file
 from rag.config import Settings
 from rag.errors import ParseError, RagError
 from rag.store import DocumentStore, chroma_client, ingest_lock, record_manager, vector_store
 from rag.types import Chunk, ParsedDocument
-
-from ingest.chunk import chunk_document
-from ingest.parse import SUPPORTED_SUFFIXES, parse_file
 
 BUNDLED_COLLECTION = Path(__file__).parent / "data" / "leader_interviews.txt"
 
@@ -313,10 +312,14 @@ def store_upload(settings: Settings, temp_path: Path, original_name: str) -> Pat
     """
     suffix = Path(original_name).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        raise ParseError(f"{Path(original_name).name}: unsupported file type {suffix or '(none)'}; use .txt, .md, .docx or .pdf")
+        raise ParseError(
+            f"{Path(original_name).name}: unsupported file type {suffix or '(none)'}; use .txt, .md, .docx or .pdf"
+        )
     size = Path(temp_path).stat().st_size
     if size > MAX_UPLOAD_BYTES:
-        raise ParseError(f"{Path(original_name).name}: {size // 2**20} MB is over the {MAX_UPLOAD_BYTES // 2**20} MB upload limit")
+        raise ParseError(
+            f"{Path(original_name).name}: {size // 2**20} MB is over the {MAX_UPLOAD_BYTES // 2**20} MB upload limit"
+        )
     data = Path(temp_path).read_bytes()
     digest = hashlib.sha256(data).hexdigest()[:16]
     stem = _SAFE_NAME.sub("_", Path(original_name.replace("\\", "/")).stem).strip("._") or "upload"

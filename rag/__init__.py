@@ -1,8 +1,8 @@
 """Question answering with verifiable citations over collections of Chinese interview material.
 
-    from rag import ask, retrieve
-    answer = ask("市住建局审批时效提升了多少？")
-    answer.text, answer.found, answer.citations
+from rag import ask, retrieve
+answer = ask("市住建局审批时效提升了多少？")
+answer.text, answer.found, answer.citations
 """
 
 from __future__ import annotations

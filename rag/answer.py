@@ -14,8 +14,14 @@ from rag.retrieval import term_coverage
 from rag.text import has_cjk, sentence_spans
 from rag.types import Answer, Citation, Hit
 
-LIST_QUESTION = re.compile(r"哪些|哪几|有什么|有哪|包括|几个方面|几方面|哪[一二三四五六七八九十两几]|列举|\bwhich\b|\bwhat are\b|\blist\b", re.I)
-ACROSS_QUESTION = re.compile(r"哪几位|哪些受访者|哪些领导|哪几篇|哪些文章|哪些访谈|谁谈到|谁提到|都谈到|都提到|分别|各自|\bwho\b|\bwhich interviews\b", re.I)
+LIST_QUESTION = re.compile(
+    r"哪些|哪几|有什么|有哪|包括|几个方面|几方面|哪[一二三四五六七八九十两几]|列举|\bwhich\b|\bwhat are\b|\blist\b",
+    re.I,
+)
+ACROSS_QUESTION = re.compile(
+    r"哪几位|哪些受访者|哪些领导|哪几篇|哪些文章|哪些访谈|谁谈到|谁提到|都谈到|都提到|分别|各自|\bwho\b|\bwhich interviews\b",
+    re.I,
+)
 
 # Refusal thresholds, calibrated on the 25 seed dev questions (tests/data/seed_dev.jsonl;
 # the features of each are printed by ``rag eval --explain``).  An answer is given when
@@ -34,7 +40,10 @@ MIN_CROSSLINGUAL_SIMILARITY = 0.77
 _NUMBER = r"[0-9０-９xX一二三四五六七八九十百千万亿两几多余.%％]"
 # (what the question asks for, what a sentence answering it must contain)
 ANSWER_TYPES = (
-    (re.compile(r"(?<!哪)(?:多少|几)([个项条套名家所座次件栋间户台辆位元亿吨亩批类种])"), lambda m: _NUMBER + r"+\s*" + m.group(1)),
+    (
+        re.compile(r"(?<!哪)(?:多少|几)([个项条套名家所座次件栋间户台辆位元亿吨亩批类种])"),
+        lambda m: _NUMBER + r"+\s*" + m.group(1),
+    ),
     (re.compile(r"哪所(?:大学|学校|院校)|什么(?:大学|学校)|毕业"), lambda m: r"大学|学院|学校|毕业"),
     (re.compile(r"什么时候|何时|哪一?年|哪天|几月|什么时间"), lambda m: r"[0-9x]|[年月日]|前|底|以来|期间"),
     (re.compile(r"多少钱|多少资金|投资多少|金额"), lambda m: r"元"),

@@ -16,7 +16,9 @@ from rag.text import has_cjk, has_words
 from rag.types import Answer, Hit
 
 MAX_QUESTION_CHARS = 500
-_ANAPHORA = re.compile(r"他|她|它|其|该|此|这|那|上述|前者|后者|\b(?:he|she|it|they|his|her|its|their|this|that|these|those)\b", re.I)
+_ANAPHORA = re.compile(
+    r"他|她|它|其|该|此|这|那|上述|前者|后者|\b(?:he|she|it|they|his|her|its|their|this|that|these|those)\b", re.I
+)
 
 History = Sequence[tuple[str, str]]
 
@@ -33,7 +35,11 @@ def check_question(question) -> tuple[str, str, Answer | None]:
     if not text:
         return text, "", Answer(question=text, text="请输入一个问题。Please type a question.", found=False)
     if not has_words(text):
-        reply = _reply(text, "这不像一个问题：请用文字提问，例如“市住建局取消了哪些纸质材料？”", "That does not look like a question: please ask in words.")
+        reply = _reply(
+            text,
+            "这不像一个问题：请用文字提问，例如“市住建局取消了哪些纸质材料？”",
+            "That does not look like a question: please ask in words.",
+        )
         return text, "", Answer(question=text, text=reply, found=False)
     notice = ""
     if len(text) > MAX_QUESTION_CHARS:
@@ -68,7 +74,11 @@ class Assistant:
 
     @property
     def mode(self) -> str:
-        return f"LLM ({self.settings.llm_model or 'default'} @ {self.settings.llm_base_url})" if self.settings.llm_base_url else "extractive"
+        return (
+            f"LLM ({self.settings.llm_model or 'default'} @ {self.settings.llm_base_url})"
+            if self.settings.llm_base_url
+            else "extractive"
+        )
 
     def warm_up(self) -> None:
         """Load the model and build the BM25 side now rather than on the first question."""
@@ -102,7 +112,9 @@ class Assistant:
         query, boost = self._search_query(text, history)
         return self.retriever.retrieve(query, k=k or self.settings.top_k, boost=boost)
 
-    def ask_stream(self, question: str, history: History | None = None, top_k: int | None = None) -> Iterator[str | Answer]:
+    def ask_stream(
+        self, question: str, history: History | None = None, top_k: int | None = None
+    ) -> Iterator[str | Answer]:
         """Yield the answer's text as it grows, then the finished ``Answer``."""
         text, notice, refusal = check_question(question)
         if refusal:
@@ -155,6 +167,8 @@ class Assistant:
                 fixed.append(c)
                 continue
             article = doc.articles[c.article - 1] if 0 < c.article <= len(doc.articles) else None
-            number = next((p.number for p in (article.paragraphs if article else ()) if p.start <= c.start < p.end), c.paragraph)
+            number = next(
+                (p.number for p in (article.paragraphs if article else ()) if p.start <= c.start < p.end), c.paragraph
+            )
             fixed.append(replace(c, paragraph=number))
         answer.citations = fixed

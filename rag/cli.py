@@ -109,7 +109,9 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rag", description="Question answering with citations over interview collections.")
+    parser = argparse.ArgumentParser(
+        prog="rag", description="Question answering with citations over interview collections."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", help="chunk and embed files into the index (default: the bundled collection)")

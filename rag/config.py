@@ -53,7 +53,9 @@ class Settings:
         if self.chunk_size < 50:
             raise ConfigError("RAG_CHUNK_SIZE must be at least 50 characters.")
         if self.chunk_size > 1000:
-            raise ConfigError("RAG_CHUNK_SIZE must be at most 1000 characters: longer chunks exceed the model's 512 tokens.")
+            raise ConfigError(
+                "RAG_CHUNK_SIZE must be at most 1000 characters: longer chunks exceed the model's 512 tokens."
+            )
         if not 0 <= self.chunk_overlap <= 3:
             raise ConfigError("RAG_CHUNK_OVERLAP counts sentences and must be between 0 and 3.")
         if self.top_k < 1:

@@ -92,7 +92,9 @@ class SentenceTransformerEmbedder(Embeddings):
         cached = self._queries.get(text)
         if cached is None:
             prompt = self._prompt("query")
-            cached = self.model.encode([text], prompt_name=prompt, normalize_embeddings=True)[0].astype("float32").tolist()
+            cached = (
+                self.model.encode([text], prompt_name=prompt, normalize_embeddings=True)[0].astype("float32").tolist()
+            )
             with self._lock:
                 self._queries[text] = cached
                 while len(self._queries) > 512:
@@ -125,4 +127,6 @@ def load_embedder(settings: Settings) -> SentenceTransformerEmbedder:
         return SentenceTransformerEmbedder(DEFAULT_EMBED_MODEL, settings.embed_batch_size, resolve)
     if name.startswith(("/", "./", "~")) and not Path(name).expanduser().exists():
         raise ModelError(f"RAG_EMBED_MODEL points at {name}, which does not exist")
-    return SentenceTransformerEmbedder(str(Path(name).expanduser()) if name.startswith("~") else name, settings.embed_batch_size)
+    return SentenceTransformerEmbedder(
+        str(Path(name).expanduser()) if name.startswith("~") else name, settings.embed_batch_size
+    )

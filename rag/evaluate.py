@@ -217,7 +217,9 @@ def run(
         t = time.perf_counter()
         answer = assistant.ask(q.question, history=q.history)
         latencies.append(time.perf_counter() - t)
-        cited_right = [is_gold(q, c.quote, c.source, c.start, c.end) or answer_correct(q, c.quote) for c in answer.citations]
+        cited_right = [
+            is_gold(q, c.quote, c.source, c.start, c.end) or answer_correct(q, c.quote) for c in answer.citations
+        ]
         rows.append(
             {
                 "id": q.id,
@@ -256,7 +258,9 @@ def _summarise(questions_path, rows, systems, latencies, report, characters, mod
             "answer_contains": sum(r["correct"] for r in answerable) / (len(answerable) or 1),
             "mean_answer_chars": statistics.mean([r["answer_chars"] for r in answerable]) if answerable else 0,
             "citation_precision": sum(r["citations_right"] for r in rows) / (cited or 1),
-            "refusal_accuracy": (sum(not r["found"] for r in unanswerable) / len(unanswerable)) if unanswerable else None,
+            "refusal_accuracy": (sum(not r["found"] for r in unanswerable) / len(unanswerable))
+            if unanswerable
+            else None,
             "false_refusal_rate": sum(not r["found"] for r in answerable) / (len(answerable) or 1),
         }
     }
@@ -305,15 +309,20 @@ def _summarise(questions_path, rows, systems, latencies, report, characters, mod
             "ask_p95_ms": round(1000 * _percentile(latencies, 95), 1),
             "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         },
-        "worst_misses": [
-            {k: r[k] for k in ("id", "type", "question", "rank", "answer", "gold")} for r in misses
-        ],
+        "worst_misses": [{k: r[k] for k in ("id", "type", "question", "rank", "answer", "gold")} for r in misses],
     }
+
+
+def _cell(value, digits: int) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
 
 
 def format_report(result: dict) -> str:
     """The figures as the table printed by ``rag eval`` (Markdown)."""
-    lines = [f"questions: {result['questions']} ({result['answerable']} answerable) from {result['questions_file']}", ""]
+    lines = [
+        f"questions: {result['questions']} ({result['answerable']} answerable) from {result['questions_file']}",
+        "",
+    ]
     names = list(result["retrieval"])
     lines.append("| retrieval | " + " | ".join(names) + " | ours / best baseline |")
     lines.append("|---|" + "---|" * (len(names) + 1))
@@ -326,16 +335,21 @@ def format_report(result: dict) -> str:
     lines.append("| answers | ours | langchain default (top chunk) |")
     lines.append("|---|---|---|")
     lc = result["answers"].get("langchain", {})
-    for metric in ("answer_contains", "mean_answer_chars", "citation_precision", "refusal_accuracy", "false_refusal_rate"):
-        a, b = ours.get(metric), lc.get(metric)
-        fmt = (lambda v: "—" if v is None else (f"{v:.0f}" if metric == "mean_answer_chars" else f"{v:.3f}"))
-        lines.append(f"| {metric} | {fmt(a)} | {fmt(b)} |")
+    for metric in (
+        "answer_contains",
+        "mean_answer_chars",
+        "citation_precision",
+        "refusal_accuracy",
+        "false_refusal_rate",
+    ):
+        digits = 0 if metric == "mean_answer_chars" else 3
+        lines.append(f"| {metric} | {_cell(ours.get(metric), digits)} | {_cell(lc.get(metric), digits)} |")
     lines.append("")
     lines.append("| type | questions | hit@5 | answer contains | refused |")
     lines.append("|---|---|---|---|---|")
     for t, v in result["per_type"].items():
-        fmt = lambda x: "—" if x is None else f"{x:.2f}"  # noqa: E731
-        lines.append(f"| {t} | {v['questions']} | {fmt(v['hit@5'])} | {fmt(v['answer_contains'])} | {fmt(v['refused'])} |")
+        cells = " | ".join(_cell(v[m], 2) for m in ("hit@5", "answer_contains", "refused"))
+        lines.append(f"| {t} | {v['questions']} | {cells} |")
     lines.append("")
     s = result["speed"]
     lines.append(
@@ -347,7 +361,9 @@ def format_report(result: dict) -> str:
         lines.append("")
         lines.append("worst misses:")
         for m in result["worst_misses"]:
-            lines.append(f"- {m['id']} [{m['type']}] rank {m['rank']}: {m['question']} → {m['answer'][:80]!r} (gold {m['gold']})")
+            lines.append(
+                f"- {m['id']} [{m['type']}] rank {m['rank']}: {m['question']} → {m['answer'][:80]!r} (gold {m['gold']})"
+            )
     return "\n".join(lines)
 
 

@@ -18,7 +18,9 @@ from rag.text import has_cjk, sentence_spans
 from rag.types import Answer, Citation, Hit
 
 _MARKERS = re.compile(r"\s*\[(\d+(?:\s*[,，、]\s*\d+)*)\]")
-_NOT_FOUND = re.compile(r"没有找到|未找到|没有提到|未提及|无法回答|does not contain|not (?:mentioned|found|contain)", re.I)
+_NOT_FOUND = re.compile(
+    r"没有找到|未找到|没有提到|未提及|无法回答|does not contain|not (?:mentioned|found|contain)", re.I
+)
 MIN_SUPPORT = 0.6  # share of a sentence's character bigrams that must occur in a passage it cites
 
 SYSTEM_PROMPT = """你是一个严谨的访谈资料助手。只根据<passages>中编号的资料回答问题。
@@ -138,13 +140,21 @@ class LLMAnswerer:
             if _NOT_FOUND.search(reply) and not _MARKERS.search(reply):
                 return Answer(question=question, text=not_found_text(question), found=False, hits=hits, mode="llm")
             fallback = self.extractive.answer(question, hits)
-            fallback.notice = _say(question, "模型的回答无法在资料中核实，改为直接引用原文。", "The model's reply could not be verified; quoting the sources instead.")
+            fallback.notice = _say(
+                question,
+                "模型的回答无法在资料中核实，改为直接引用原文。",
+                "The model's reply could not be verified; quoting the sources instead.",
+            )
             return fallback
         text = "".join(f"{claim}{''.join(f'[{n}]' for n in numbers)}" for claim, numbers in kept)
         notice = ""
         if dropped:
-            notice = _say(question, f"已删除 {dropped} 句无法在资料中核实的内容。", f"{dropped} unverifiable sentence(s) removed.")
-        return Answer(question=question, text=text, found=True, citations=citations, hits=hits, notice=notice, mode="llm")
+            notice = _say(
+                question, f"已删除 {dropped} 句无法在资料中核实的内容。", f"{dropped} unverifiable sentence(s) removed."
+            )
+        return Answer(
+            question=question, text=text, found=True, citations=citations, hits=hits, notice=notice, mode="llm"
+        )
 
     def _best_sentence(self, claim: str, hit: Hit) -> Candidate:
         best = None
@@ -158,4 +168,3 @@ class LLMAnswerer:
 
 def _say(question: str, zh: str, en: str) -> str:
     return zh if has_cjk(question) or not re.search(r"[A-Za-z]", question) else en
-

@@ -82,3 +82,36 @@ class HashEmbedder(Embeddings):
 @pytest.fixture
 def fake_embedder() -> HashEmbedder:
     return HashEmbedder()
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_server(
+    proc, url: str | None = None, port: int | None = None, timeout: float = 120, log: Path | None = None
+):
+    """Wait until ``url`` answers (or ``port`` accepts); fail with the server's log if it dies or never does."""
+    import socket
+    import time
+    import urllib.request
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if url:
+                urllib.request.urlopen(url, timeout=2)
+            else:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"the server exited: {log.read_text() if log else proc.returncode}")
+            time.sleep(0.3)
+    proc.kill()
+    pytest.fail(f"the server did not start within {timeout} s")

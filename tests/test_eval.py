@@ -52,10 +52,28 @@ def test_squad_files_become_a_corpus(tmp_path):
             {
                 "title": "t",
                 "paragraphs": [
-                    {"id": "P1", "context": "故宫位于北京中轴线的中心，是明清两代的皇家宫殿。", "qas": [
-                        {"id": "Q1", "question": "故宫是哪两个朝代的皇家宫殿？", "answers": [{"text": "明清两代", "answer_start": 14}]}]},
-                    {"id": "P2", "context": "长江是中国第一长河，全长约6300公里。", "qas": [
-                        {"id": "Q2", "question": "长江全长多少公里？", "answers": [{"text": "约6300公里", "answer_start": 12}]}]},
+                    {
+                        "id": "P1",
+                        "context": "故宫位于北京中轴线的中心，是明清两代的皇家宫殿。",
+                        "qas": [
+                            {
+                                "id": "Q1",
+                                "question": "故宫是哪两个朝代的皇家宫殿？",
+                                "answers": [{"text": "明清两代", "answer_start": 14}],
+                            }
+                        ],
+                    },
+                    {
+                        "id": "P2",
+                        "context": "长江是中国第一长河，全长约6300公里。",
+                        "qas": [
+                            {
+                                "id": "Q2",
+                                "question": "长江全长多少公里？",
+                                "answers": [{"text": "约6300公里", "answer_start": 12}],
+                            }
+                        ],
+                    },
                 ],
             }
         ]

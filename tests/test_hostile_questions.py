@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from ingest.pipeline import ingest
 from rag.assistant import Assistant
@@ -23,7 +25,10 @@ def assistant(tmp_path_factory):
 
 
 @hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(question=st.text(min_size=0, max_size=300), history=st.lists(st.tuples(st.text(max_size=50), st.text(max_size=50)), max_size=2))
+@given(
+    question=st.text(min_size=0, max_size=300),
+    history=st.lists(st.tuples(st.text(max_size=50), st.text(max_size=50)), max_size=2),
+)
 def test_any_question_gives_a_well_formed_answer(assistant, question, history):
     answer = assistant.ask(question, history=history)
     assert isinstance(answer, Answer)

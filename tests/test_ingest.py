@@ -39,13 +39,17 @@ def test_second_run_adds_and_deletes_nothing(settings, fake_embedder, tmp_path):
 
 
 def test_editing_one_file_changes_only_its_chunks(settings, fake_embedder, tmp_path):
-    a = write_interview(tmp_path, "a.txt", "标题甲\n记者：审批提速了吗？\n局长：审批时限压缩到x个工作日。我们取消了纸质材料。")
+    a = write_interview(
+        tmp_path, "a.txt", "标题甲\n记者：审批提速了吗？\n局长：审批时限压缩到x个工作日。我们取消了纸质材料。"
+    )
     write_interview(tmp_path, "b.txt", "标题乙\n我们推进教育改革。我们建设新高中。")
     ingest([tmp_path], settings, embedder=fake_embedder)
     before = store_state(settings)
     b_ids = {i for i, v in before.items() if v[1].endswith("b.txt")}
 
-    a.write_text("标题甲\n记者：审批提速了吗？\n局长：审批时限压缩到x个工作日。我们全面推行网上办理。", encoding="utf-8")
+    a.write_text(
+        "标题甲\n记者：审批提速了吗？\n局长：审批时限压缩到x个工作日。我们全面推行网上办理。", encoding="utf-8"
+    )
     report = ingest([tmp_path], settings, embedder=fake_embedder)
     after = store_state(settings)
     assert b_ids <= set(after)

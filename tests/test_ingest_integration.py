@@ -6,7 +6,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from ingest.pipeline import ingest
 from rag.config import Settings
 from rag.embeddings import load_embedder
 from rag.store import DocumentStore, chroma_client, record_manager
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, free_port, wait_for_server
 
 pytestmark = pytest.mark.slow
 
@@ -142,33 +141,18 @@ def test_an_english_sentence_transformers_folder_works(tmp_path, monkeypatch):
     assert "high schools" in store.similarity_search("When do the new schools open?", k=1)[0].page_content
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def chroma_server(tmp_path):
     exe = Path(sys.executable).with_name("chroma")
     if not exe.exists():
         exe = Path(shutil.which("chroma") or "chroma")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [str(exe), "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("chroma run did not start")
+    wait_for_server(proc, port=port, timeout=60)
     yield port
     proc.terminate()
     proc.wait(timeout=20)

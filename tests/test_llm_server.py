@@ -7,12 +7,9 @@ that a document's instructions are not obeyed.
 
 from __future__ import annotations
 
-import os
-import socket
+import re
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -22,6 +19,7 @@ from rag.assistant import Assistant
 from rag.config import Settings
 from rag.llm import MIN_SUPPORT, support
 from rag.store import DocumentStore
+from tests.conftest import free_port, wait_for_server
 
 pytestmark = pytest.mark.slow
 
@@ -33,29 +31,29 @@ def llm_server(tmp_path_factory):
 
     # the package ships the model in parts and joins them into one file (checked by sha256)
     gguf = gemma.assemble(tmp_path_factory.mktemp("gguf") / gemma.MODEL_NAME)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log = open(tmp_path_factory.mktemp("llm") / "server.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "4096", "--model_alias", "gemma3-270m"],
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(gguf),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "4096",
+            "--model_alias",
+            "gemma3-270m",
+        ],
         stdout=log,
         stderr=log,
     )
     base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/models", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(Path(log.name).read_text())
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("llama.cpp server did not start")
+    wait_for_server(proc, url=f"{base}/models", timeout=120, log=Path(log.name))
     yield base
     proc.terminate()
     proc.wait(timeout=30)
@@ -87,8 +85,8 @@ def _check(answer, settings):
         # every kept sentence rests on a quote it cites
         quotes = {c.n: c.quote for c in answer.citations}
         for sentence in answer.text.replace("]", "]\n").splitlines():
-            markers = [int(n) for n in __import__("re").findall(r"\[(\d+)\]", sentence)]
-            claim = __import__("re").sub(r"\[\d+\]", "", sentence).strip()
+            markers = [int(n) for n in re.findall(r"\[(\d+)\]", sentence)]
+            claim = re.sub(r"\[\d+\]", "", sentence).strip()
             if claim:
                 assert markers and max(support(claim, quotes[n]) for n in markers) >= MIN_SUPPORT * 0.5
 

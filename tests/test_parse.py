@@ -150,6 +150,9 @@ def test_single_article_without_title_is_named_after_the_file():
 
 
 def test_find_interviewee_patterns():
-    assert find_interviewee("近日，本报记者专访了省发展和改革委员会党组书记、主任xx。") == "省发展和改革委员会党组书记、主任xx"
+    assert (
+        find_interviewee("近日，本报记者专访了省发展和改革委员会党组书记、主任xx。")
+        == "省发展和改革委员会党组书记、主任xx"
+    )
     assert find_interviewee("日前，市委改革办对xx县委书记xxx进行了专题访谈。") == "xx县委书记xxx"
     assert find_interviewee("今年以来成效明显。") == ""

@@ -4,25 +4,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import free_port, wait_for_server
 
 pytestmark = pytest.mark.slow
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -31,24 +24,13 @@ def server(tmp_path_factory, model_cache):
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed; .ci/run installs it")
         pytest.skip("chromium is not installed (apt-get install chromium)")
-    port = _free_port()
+    port = free_port()
     home = tmp_path_factory.mktemp("ui-home")
     env = {**os.environ, "RAG_HOME": str(home), "RAG_MODEL_CACHE": str(model_cache), "HF_HUB_OFFLINE": "1"}
     log = open(home / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "ui", "--port", str(port)], env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail((home / "server.log").read_text())
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("the UI did not start")
+    wait_for_server(proc, url=url, timeout=240, log=home / "server.log")
     yield url
     proc.terminate()
     proc.wait(timeout=30)
@@ -63,8 +45,15 @@ def browser():
         b = p.chromium.launch(
             executable_path=CHROMIUM,
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
         )
         yield b
         b.close()
@@ -101,7 +90,9 @@ def test_ask_read_sources_refuse(server, browser):
 
 def test_upload_then_ask(server, browser, tmp_path):
     doc = tmp_path / "科技局访谈.txt"
-    doc.write_text("科技局长谈创新\n记者：量子实验室什么时候建成？\n局长：量子计算实验室将于x月底前建成投用。", encoding="utf-8")
+    doc.write_text(
+        "科技局长谈创新\n记者：量子实验室什么时候建成？\n局长：量子计算实验室将于x月底前建成投用。", encoding="utf-8"
+    )
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.goto(server)
     page.get_by_role("tab", name="资料库 Collection").click()

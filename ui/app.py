@@ -138,14 +138,18 @@ def build_app(assistant, collection: Collection | None = None):
 
     settings = assistant.settings
     with gr.Blocks(title="访谈问答 · Interview Q&A") as app:
-        gr.Markdown("## 访谈问答 · Interview Q&A\n每句回答都引自原文，点击 [n] 查看出处。Every answer quotes the source; click [n] to see where.")
+        gr.Markdown(
+            "## 访谈问答 · Interview Q&A\n每句回答都引自原文，点击 [n] 查看出处。Every answer quotes the source; click [n] to see where."
+        )
         turns = gr.State([])
         with gr.Tab("问答 Chat"):
             with gr.Row():
                 with gr.Column(scale=3):
                     chatbot = gr.Chatbot(label="对话", height=520, sanitize_html=True, elem_id="chat")
                     question = gr.Textbox(
-                        placeholder="输入问题，按回车 · Type a question and press Enter", show_label=False, elem_id="question"
+                        placeholder="输入问题，按回车 · Type a question and press Enter",
+                        show_label=False,
+                        elem_id="question",
                     )
                     with gr.Row():
                         send = gr.Button("提问 Ask", variant="primary", elem_id="ask")
@@ -243,7 +247,10 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-        print(f"warning: listening on {args.host}: anyone who can reach it and knows RAG_UI_AUTH can use it", file=sys.stderr)
+        print(
+            f"warning: listening on {args.host}: anyone who can reach it and knows RAG_UI_AUTH can use it",
+            file=sys.stderr,
+        )
     try:
         settings = Settings.from_env()
         assistant = Assistant(settings)
