@@ -119,7 +119,7 @@ def collect_files(paths: Iterable[Path]) -> tuple[list[Path], list[FileOutcome]]
 def _to_documents(chunks: list[Chunk]):
     from langchain_core.documents import Document
 
-    return [Document(page_content=c.text, metadata=c.metadata()) for c in chunks]
+    return [Document(page_content=c.indexed_text, metadata=c.metadata()) for c in chunks]
 
 
 def ingest(

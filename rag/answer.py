@@ -115,7 +115,7 @@ class ExtractiveAnswerer:
         for c in candidates:
             c.coverage = term_coverage(weights, c.text.lower())
             if c.hit.chunk.id not in chunk_coverage:
-                chunk_coverage[c.hit.chunk.id] = term_coverage(weights, c.hit.text.lower())
+                chunk_coverage[c.hit.chunk.id] = term_coverage(weights, c.hit.chunk.indexed_text.lower())
             c.context = chunk_coverage[c.hit.chunk.id]
             prior = 0.1 / (c.rank + 1)
             c.score = (c.similarity if crosslingual else c.coverage + 0.3 * c.context) + prior

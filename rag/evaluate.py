@@ -64,10 +64,13 @@ def load_questions(path: Path, corpus_dir: Path) -> tuple[list[Question], list[P
     corpus_dir.mkdir(parents=True, exist_ok=True)
     questions, files = [], []
     for article in data["data"]:
+        # The article's title heads each of its passages, as a title line heads an interview.
+        title = " ".join(str(article.get("title", "")).split())
+        header = f"{title}\n" if title else ""
         for paragraph in article["paragraphs"]:
             name = f"{paragraph.get('id') or len(files)}.txt"
             target = corpus_dir / name
-            target.write_text(paragraph["context"], encoding="utf-8")
+            target.write_text(header + paragraph["context"], encoding="utf-8")
             files.append(target)
             for qa in paragraph["qas"]:
                 answers = [a["text"] for a in qa.get("answers", []) if a.get("text")]
@@ -78,7 +81,7 @@ def load_questions(path: Path, corpus_dir: Path) -> tuple[list[Question], list[P
                         type="unanswerable" if qa.get("is_impossible") or not answers else "factoid",
                         answers=sorted(set(answers)),
                         doc=str(target.resolve()),
-                        offsets=sorted({a["answer_start"] for a in qa.get("answers", [])}),
+                        offsets=sorted({len(header) + a["answer_start"] for a in qa.get("answers", [])}),
                         all_phrases=False,
                     )
                 )

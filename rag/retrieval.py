@@ -97,7 +97,7 @@ class HybridRetriever:
                 return self._lexical
             data = self._collection().get(include=["documents", "metadatas"])
             chunks = [Chunk.from_metadata(t, m) for t, m in zip(data["documents"], data["metadatas"])]
-            tokens = [tokenize(c.text) for c in chunks]
+            tokens = [tokenize(c.indexed_text) for c in chunks]
             bm25 = None
             if chunks:
                 import bm25s
@@ -170,7 +170,7 @@ class HybridRetriever:
         if self.coverage_weight and fused:
             weights = self.term_weights(query)
             for entry in sorted(fused.values(), key=lambda e: -e["score"])[:n]:
-                entry["score"] += self.coverage_weight * term_coverage(weights, entry["chunk"].text.lower())
+                entry["score"] += self.coverage_weight * term_coverage(weights, entry["chunk"].indexed_text.lower())
         ranked = sorted(fused.values(), key=lambda e: -e["score"])[:k]
         return [
             Hit(

@@ -66,6 +66,17 @@ class Chunk:
     index: int = 0  # position of the chunk within its document
 
     @property
+    def header(self) -> str:
+        """What is stored and embedded before the text: the article title, so that a chunk
+        that never names its subject ("its diet is...") still carries it."""
+        return f"{self.title}\n" if self.title else ""
+
+    @property
+    def indexed_text(self) -> str:
+        """The header and the text, as stored in the vector store and read by BM25."""
+        return self.header + self.text
+
+    @property
     def id(self) -> str:
         """Stable id from the document's content hash, the span and the text."""
         key = f"{self.doc_hash}:{self.start}:{self.end}:{self.text}"
@@ -87,12 +98,14 @@ class Chunk:
             "speaker": self.speaker,
             "chunk_index": self.index,
             "chunk_id": self.id,
+            "header_len": len(self.header),
         }
 
     @classmethod
-    def from_metadata(cls, text: str, meta: dict) -> Chunk:
+    def from_metadata(cls, stored: str, meta: dict) -> Chunk:
+        """The chunk stored as ``stored`` (header and text) with ``meta``."""
         return cls(
-            text=text,
+            text=stored[int(meta.get("header_len", 0)) :],
             source=meta["source"],
             doc_hash=meta["doc_hash"],
             article=int(meta["article"]),

@@ -50,7 +50,7 @@ def test_squad_files_become_a_corpus(tmp_path):
     squad = {
         "data": [
             {
-                "title": "t",
+                "title": "测试",
                 "paragraphs": [
                     {
                         "id": "P1",

@@ -9,6 +9,7 @@ import pytest
 from ingest.pipeline import ingest
 from rag.errors import IndexBusyError
 from rag.store import DocumentStore, chroma_client, ingest_lock, record_manager
+from rag.types import Chunk
 from tests.conftest import CORPUS
 
 
@@ -16,9 +17,8 @@ def store_state(settings) -> dict[str, tuple]:
     """Chroma's content: id -> (text, source, start, end)."""
     collection = chroma_client(settings).get_collection(settings.collection_name)
     data = collection.get(include=["documents", "metadatas"])
-    return {
-        i: (d, m["source"], m["start"], m["end"]) for i, d, m in zip(data["ids"], data["documents"], data["metadatas"])
-    }
+    chunks = [Chunk.from_metadata(d, m) for d, m in zip(data["documents"], data["metadatas"])]
+    return {i: (c.text, c.source, c.start, c.end) for i, c in zip(data["ids"], chunks)}
 
 
 def write_interview(folder, name, body):
@@ -60,8 +60,11 @@ def test_editing_one_file_changes_only_its_chunks(settings, fake_embedder, tmp_p
     # offsets still point into the stored document text
     docs = DocumentStore(settings)
     collection = chroma_client(settings).get_collection(settings.collection_name)
-    for text, meta in zip(*map(collection.get(include=["documents", "metadatas"]).get, ("documents", "metadatas"))):
-        assert docs.load(meta["doc_hash"]).text[meta["start"] : meta["end"]] == text
+    data = collection.get(include=["documents", "metadatas"])
+    for stored, meta in zip(data["documents"], data["metadatas"]):
+        chunk = Chunk.from_metadata(stored, meta)
+        assert stored.startswith(chunk.title + "\n")
+        assert docs.load(meta["doc_hash"]).text[chunk.start : chunk.end] == chunk.text
 
 
 def test_prune_removes_chunks_of_deleted_files(settings, fake_embedder, tmp_path):

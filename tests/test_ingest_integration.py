@@ -17,6 +17,7 @@ from ingest.pipeline import ingest
 from rag.config import Settings
 from rag.embeddings import load_embedder
 from rag.store import DocumentStore, chroma_client, record_manager
+from rag.types import Chunk
 from tests.conftest import CORPUS, free_port, wait_for_server
 
 pytestmark = pytest.mark.slow
@@ -31,7 +32,8 @@ def e5(model_cache):
 
 def snapshot(settings: Settings) -> set[tuple]:
     data = chroma_client(settings).get_collection(settings.collection_name).get(include=["documents", "metadatas"])
-    rows = [(d, m["source"], m["start"], m["end"], m["doc_hash"]) for d, m in zip(data["documents"], data["metadatas"])]
+    chunks = [Chunk.from_metadata(d, m) for d, m in zip(data["documents"], data["metadatas"])]
+    rows = [(c.text, c.source, c.start, c.end, c.doc_hash) for c in chunks]
     assert len(rows) == len(set(rows)), "duplicate chunks in the store"
     assert set(record_manager(settings).list_keys()) == set(data["ids"])
     return set(rows)
