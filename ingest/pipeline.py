@@ -21,7 +21,7 @@ from ingest.chunk import chunk_document
 from ingest.parse import SUPPORTED_SUFFIXES, parse_file
 from rag.config import Settings
 from rag.errors import ParseError, RagError
-from rag.store import DocumentStore, chroma_client, ingest_lock, record_manager, vector_store
+from rag.store import DocumentStore, cached_embedder, chroma_client, ingest_lock, record_manager, vector_store
 from rag.types import Chunk, ParsedDocument
 
 BUNDLED_COLLECTION = Path(__file__).parent / "data" / "leader_interviews.txt"
@@ -116,6 +116,13 @@ def collect_files(paths: Iterable[Path]) -> tuple[list[Path], list[FileOutcome]]
     return list(dict.fromkeys(files)), skipped
 
 
+def _sentences(chunks: list[Chunk]) -> list[str]:
+    """The distinct sentences of ``chunks``, as the answerer will cut them."""
+    from rag.text import sentence_spans
+
+    return list(dict.fromkeys(c.text[s:e] for c in chunks for s, e in sentence_spans(c.text)))
+
+
 def _to_documents(chunks: list[Chunk]):
     from langchain_core.documents import Document
 
@@ -131,8 +138,6 @@ def ingest(
     embedder=None,
 ) -> IngestReport:
     """Ingest ``paths`` (default: the bundled collection) into the index under ``settings.home``."""
-    from langchain_classic.embeddings import CacheBackedEmbeddings
-    from langchain_classic.storage import LocalFileStore
     from langchain_core.indexing import index
 
     from rag.embeddings import load_embedder
@@ -152,16 +157,14 @@ def ingest(
             parsed.append((doc, chunk_document(doc, settings.chunk_size, settings.chunk_overlap)))
 
         embedder = embedder or load_embedder(settings)
-        cache = LocalFileStore(str(settings.home / "cache" / "embeddings" / settings.model_slug))
-        cached = CacheBackedEmbeddings.from_bytes_store(
-            embedder, cache, namespace=settings.model_slug, key_encoder="sha256"
-        )
+        cached = cached_embedder(settings, embedder)
         client = chroma_client(settings)
         store = vector_store(settings, cached, client)
         records = record_manager(settings)
         documents = DocumentStore(settings)
         progress = Progress(on_progress)
-        progress.start(sum(len(chunks) for _, chunks in parsed))
+        sentences = {id(chunks): _sentences(chunks) for _, chunks in parsed}
+        progress.start(sum(len(chunks) + len(sentences[id(chunks)]) for _, chunks in parsed))
         embedded = 0
 
         def count_batch(n: int) -> None:
@@ -185,7 +188,10 @@ def ingest(
                     batch_size=max(1, len(chunks)),
                     key_encoder="sha256",
                 )
-                progress.advance(len(chunks) - embedded)
+                # The answerer compares questions with single sentences: their vectors are
+                # made now, once (cached by text, so unchanged sentences cost nothing).
+                cached.embed_documents(sentences[id(chunks)])
+                progress.advance(len(chunks) + len(sentences[id(chunks)]) - embedded)
                 changed = result["num_added"] or result["num_deleted"]
                 report.files.append(
                     FileOutcome(

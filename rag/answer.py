@@ -36,6 +36,10 @@ ACROSS_QUESTION = re.compile(
 MIN_COVERAGE = 0.45
 MIN_COVERAGE_WITH_SIMILARITY = (0.25, 0.86)
 MIN_CROSSLINGUAL_SIMILARITY = 0.77
+# How much a sentence's closeness in meaning to the question counts beside its word
+# coverage when choosing which sentences to quote (sentence similarities of e5 spread
+# over about 0.75-0.90, so a weight of a few makes them count like coverage does).
+SIMILARITY_WEIGHT = 4.0
 
 _NUMBER = r"[0-9０-９xX一二三四五六七八九十百千万亿两几多余.%％]"
 # (what the question asks for, what a sentence answering it must contain)
@@ -106,36 +110,36 @@ class ExtractiveAnswerer:
     def _score(self, question: str, candidates: list[Candidate]) -> None:
         weights = self.retriever.term_weights(question)
         crosslingual = not has_cjk(question)
-        if crosslingual and candidates:
-            # No shared words to count: compare meanings, on the sentences of the top chunks.
-            top = [c for c in candidates if c.rank < 3]
-            for c, sim in zip(top, self.retriever.similarity(question, [c.text for c in top])):
-                c.similarity = float(sim)
+        # Sentence vectors were made at ingestion; reading them costs a cache lookup.
+        similarities = self.retriever.similarity(question, [c.text for c in candidates]) if candidates else []
         chunk_coverage: dict[str, float] = {}
-        for c in candidates:
+        for c, sim in zip(candidates, similarities):
+            c.similarity = float(sim)
             c.coverage = term_coverage(weights, c.text.lower())
             if c.hit.chunk.id not in chunk_coverage:
                 chunk_coverage[c.hit.chunk.id] = term_coverage(weights, c.hit.chunk.indexed_text.lower())
             c.context = chunk_coverage[c.hit.chunk.id]
             prior = 0.1 / (c.rank + 1)
-            c.score = (c.similarity if crosslingual else c.coverage + 0.3 * c.context) + prior
+            if crosslingual:
+                c.score = c.similarity + prior
+            else:
+                c.score = c.coverage + 0.3 * c.context + SIMILARITY_WEIGHT * c.similarity + prior
 
-    def is_answered(self, question: str, best: Candidate | None, hits: list[Hit]) -> bool:
-        """Whether the evidence is strong enough to answer (thresholds above)."""
-        if best is None:
+    def is_answered(self, question: str, candidates: list[Candidate], hits: list[Hit]) -> bool:
+        """Whether some sentence both covers the question and holds what it asks for (thresholds above)."""
+        if not candidates:
             return False
         top_similarity = max((h.similarity or 0.0) for h in hits) if hits else 0.0
         if not has_cjk(question):
-            return max(best.similarity, top_similarity) >= MIN_CROSSLINGUAL_SIMILARITY
+            return max(max(c.similarity for c in candidates), top_similarity) >= MIN_CROSSLINGUAL_SIMILARITY
         coverage, similarity = MIN_COVERAGE_WITH_SIMILARITY
-        strong = best.coverage >= MIN_COVERAGE or (best.coverage >= coverage and top_similarity >= similarity)
-        return strong and answer_type_found(question, best.text)
+        needed = MIN_COVERAGE if top_similarity < similarity else coverage
+        return any(c.coverage >= needed and answer_type_found(question, c.text) for c in candidates)
 
     def answer(self, question: str, hits: list[Hit]) -> Answer:
         """The answer to ``question`` from ``hits``, or a refusal when they do not hold it."""
         candidates = sorted(self.candidates(question, hits), key=lambda c: -c.score)
-        best = candidates[0] if candidates else None
-        if not self.is_answered(question, best, hits):
+        if not self.is_answered(question, candidates, hits):
             return Answer(question=question, text=not_found_text(question), found=False, hits=hits)
         chosen = self._choose(question, candidates)
         return compose(question, chosen, hits)

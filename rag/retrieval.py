@@ -18,7 +18,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
 from rag.config import Settings
-from rag.store import chroma_client, vector_store
+from rag.store import cached_embedder, chroma_client, vector_store
 from rag.text import key_terms, tokenize
 from rag.types import Chunk, Hit
 
@@ -67,6 +67,8 @@ class HybridRetriever:
         self._store = None
         self._lexical: _LexicalIndex | None = None
         self._lock = threading.Lock()
+        # Passage vectors come from the cache ingestion filled (chunks and sentences).
+        self.passages = cached_embedder(settings, embedder)
         self.dense_weight = DENSE_WEIGHT
         self.lexical_weight = LEXICAL_WEIGHT
         self.coverage_weight = COVERAGE_WEIGHT
@@ -188,7 +190,7 @@ class HybridRetriever:
         if not texts:
             return np.zeros(0)
         q = np.asarray(self.embedder.embed_query(query))
-        p = np.asarray(self.embedder.embed_documents(texts))
+        p = np.asarray(self.passages.embed_documents(texts))
         return p @ q
 
 

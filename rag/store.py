@@ -48,6 +48,20 @@ def vector_store(settings: Settings, embedder: Embeddings, client=None):
     )
 
 
+def cached_embedder(settings: Settings, embedder: Embeddings) -> Embeddings:
+    """``embedder`` with its passage vectors kept on disk by the text's hash.
+
+    Ingestion writes here the vectors of every chunk and of every sentence, so an edited
+    file re-embeds only what changed and the answerer reads sentence vectors instead of
+    computing them while a person waits.
+    """
+    from langchain_classic.embeddings import CacheBackedEmbeddings
+    from langchain_classic.storage import LocalFileStore
+
+    store = LocalFileStore(str(settings.home / "cache" / "embeddings" / settings.model_slug))
+    return CacheBackedEmbeddings.from_bytes_store(embedder, store, namespace=settings.model_slug, key_encoder="sha256")
+
+
 def record_manager(settings: Settings):
     """The SQL record manager LangChain's ``index()`` keeps its bookkeeping in."""
     from langchain_classic.indexes import SQLRecordManager
