@@ -17,6 +17,7 @@ from rag.types import Article, Paragraph, ParsedDocument
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".docx", ".pdf")
 MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_UNPACKED_BYTES = 256 * 1024 * 1024  # what a .docx (a zip) may unpack to
 PAYWALL_MARKER = re.compile(r"##paid(?:begin|end)##")
 _ARTICLE_PREFIX = re.compile(r"^\s*篇\s*[0-9一二三四五六七八九十]+\s*[：:]\s*")
 _MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+")
@@ -89,6 +90,16 @@ def _looks_like_text(text: str, chinese: bool) -> bool:
 def _docx_lines(path: Path) -> tuple[list[str], set[int]]:
     import docx
 
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError) as e:
+        raise ParseError(f"{path.name}: not a valid .docx file ({e.__class__.__name__})") from e
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise ParseError(
+            f"{path.name}: unpacks to {unpacked // 2**20} MB, over the {MAX_UNPACKED_BYTES // 2**20} MB limit "
+            "(refused as a possible zip bomb)"
+        )
     try:
         document = docx.Document(str(path))
     except (zipfile.BadZipFile, KeyError, ValueError) as e:

@@ -170,3 +170,22 @@ def test_chroma_server_mode(chroma_server, monkeypatch, e5):
     second = ingest(None, settings, embedder=e5)
     assert (second.added, second.deleted) == (0, 0)
     assert len(snapshot(settings)) == 38
+
+
+def test_two_writers_at_once_one_is_refused_with_a_message(tmp_path, model_cache):
+    """Two ``rag ingest`` processes on one RAG_HOME: the second exits at once, the store stays whole."""
+    folder = tmp_path / "files"
+    folder.mkdir()
+    _split_corpus(folder)
+    home = tmp_path / "shared-home"
+    first = _run_ingest(folder, home, model_cache)
+    lock_held = time.time() + 120
+    while time.time() < lock_held and not (home / "cache" / "embeddings").exists():
+        time.sleep(0.05)  # the first writer is past its lock and embedding
+    second = _run_ingest(folder, home, model_cache)
+    _, err = second.communicate(timeout=120)
+    assert second.returncode == 2
+    assert "another ingestion is writing" in err and "Traceback" not in err
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert len(snapshot(Settings(home=home, model_cache=model_cache))) == 38
