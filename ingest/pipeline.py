@@ -116,13 +116,6 @@ def collect_files(paths: Iterable[Path]) -> tuple[list[Path], list[FileOutcome]]
     return list(dict.fromkeys(files)), skipped
 
 
-def _sentences(chunks: list[Chunk]) -> list[str]:
-    """The distinct sentences of ``chunks``, as the answerer will cut them."""
-    from rag.text import sentence_spans
-
-    return list(dict.fromkeys(c.text[s:e] for c in chunks for s, e in sentence_spans(c.text)))
-
-
 def _to_documents(chunks: list[Chunk]):
     from langchain_core.documents import Document
 
@@ -163,8 +156,7 @@ def ingest(
         records = record_manager(settings)
         documents = DocumentStore(settings)
         progress = Progress(on_progress)
-        sentences = {id(chunks): _sentences(chunks) for _, chunks in parsed}
-        progress.start(sum(len(chunks) + len(sentences[id(chunks)]) for _, chunks in parsed))
+        progress.start(sum(len(chunks) for _, chunks in parsed))
         embedded = 0
 
         def count_batch(n: int) -> None:
@@ -188,10 +180,7 @@ def ingest(
                     batch_size=max(1, len(chunks)),
                     key_encoder="sha256",
                 )
-                # The answerer compares questions with single sentences: their vectors are
-                # made now, once (cached by text, so unchanged sentences cost nothing).
-                cached.embed_documents(sentences[id(chunks)])
-                progress.advance(len(chunks) + len(sentences[id(chunks)]) - embedded)
+                progress.advance(len(chunks) - embedded)
                 changed = result["num_added"] or result["num_deleted"]
                 report.files.append(
                     FileOutcome(

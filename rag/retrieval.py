@@ -67,7 +67,7 @@ class HybridRetriever:
         self._store = None
         self._lexical: _LexicalIndex | None = None
         self._lock = threading.Lock()
-        # Passage vectors come from the cache ingestion filled (chunks and sentences).
+        # Passage vectors go through the on-disk cache that ingestion fills.
         self.passages = cached_embedder(settings, embedder)
         self.dense_weight = DENSE_WEIGHT
         self.lexical_weight = LEXICAL_WEIGHT

@@ -51,9 +51,8 @@ def vector_store(settings: Settings, embedder: Embeddings, client=None):
 def cached_embedder(settings: Settings, embedder: Embeddings) -> Embeddings:
     """``embedder`` with its passage vectors kept on disk by the text's hash.
 
-    Ingestion writes here the vectors of every chunk and of every sentence, so an edited
-    file re-embeds only what changed and the answerer reads sentence vectors instead of
-    computing them while a person waits.
+    Ingestion writes here the vector of every chunk, so an edited file re-embeds only what
+    changed; the answerer keeps here the sentence vectors it computes.
     """
     from langchain_classic.embeddings import CacheBackedEmbeddings
     from langchain_classic.storage import LocalFileStore

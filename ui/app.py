@@ -206,7 +206,7 @@ def ensure_index(settings, embedder=None, log_to=sys.stderr) -> None:
         if not (bundled_indexed and stale):
             return
     print(f"Indexing the bundled collection into {settings.home} …", file=log_to)
-    bar = tqdm(total=0, unit="text", desc="ingest", file=log_to)
+    bar = tqdm(total=0, unit="chunk", desc="ingest", file=log_to)
 
     def on_progress(done: int, total: int, label: str) -> None:
         bar.total, bar.n = total, done
