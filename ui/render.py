@@ -82,12 +82,18 @@ def article_html(text: str, paragraphs, c: Citation) -> str:
     return "\n".join(parts)
 
 
+def _closeness(hit) -> str:
+    if hit.similarity is not None:
+        return f"语义相似度 similarity {hit.similarity:.2f}"
+    return f"检索排名分 rank score {hit.score:.3f}"
+
+
 def sources_html(answer: Answer, documents) -> str:
     """The source panel for ``answer``; ``documents`` is the index's DocumentStore."""
     if not answer.found:
         near = "".join(
             f'<div class="src-card src-near"><h4>《{_escape(h.title)}》</h4>'
-            f'<div class="src-meta">{_escape(Path(h.source).name)} · 第{h.chunk.para_start}段 · 相似度 {h.score:.3f}</div>'
+            f'<div class="src-meta">{_escape(Path(h.source).name)} · 第{h.chunk.para_start}段 · {_closeness(h)}</div>'
             f'<div class="src-passage">{_escape(h.text)}</div></div>'
             for h in answer.hits[:3]
         )
