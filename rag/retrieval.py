@@ -115,9 +115,9 @@ class HybridRetriever:
             self._lexical = _LexicalIndex(data["ids"], chunks, tokens, bm25, idf, key)
             return self._lexical
 
-    def idf(self, token: str) -> float:
+    def idf(self, token: str, lex: _LexicalIndex | None = None) -> float:
         """Inverse document frequency of ``token`` among chunks; unseen tokens weigh most."""
-        lex = self.lexical()
+        lex = lex or self.lexical()
         n = max(1, len(lex.chunks))
         return lex.idf.get(token, math.log(1 + (n + 0.5) / 0.5))
 
@@ -125,7 +125,8 @@ class HybridRetriever:
         """Question terms with their weights (IDF; a single character counts less, a quoted
         phrase most) and their parts, which earn partial credit when the whole is missing."""
         terms = key_terms(question)
-        weights = {t: (self.idf(t) * (0.3 if len(t) == 1 else 1.0), parts) for t, parts in terms.items()}
+        lex = self.lexical()  # once: each call checks the index stamp
+        weights = {t: (self.idf(t, lex) * (0.3 if len(t) == 1 else 1.0), parts) for t, parts in terms.items()}
         heaviest = max((w for w, _ in weights.values()), default=1.0)
         for phrase in QUOTED.findall(question):
             weights[phrase.lower()] = (2 * heaviest, [])
