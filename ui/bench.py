@@ -29,7 +29,10 @@ def main() -> int:
         env = {**os.environ, "RAG_HOME": home, "HF_HUB_OFFLINE": "1"}
         began = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ui", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [sys.executable, "-m", "ui", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         url = f"http://127.0.0.1:{port}/"
         try:
@@ -60,8 +63,12 @@ def main() -> int:
             proc.wait(timeout=30)
     print("| measure | value |")
     print("|---|---|")
-    print(f"| `rag ui` on a fresh RAG_HOME to a usable page (includes indexing the bundled collection) | {ready:.1f} s |")
-    print(f"| Enter to first streamed update, warm (median of {len(firsts)}) | {1000 * statistics.median(firsts):.0f} ms |")
+    print(
+        f"| `rag ui` on a fresh RAG_HOME to a usable page (includes indexing the bundled collection) | {ready:.1f} s |"
+    )
+    print(
+        f"| Enter to first streamed update, warm (median of {len(firsts)}) | {1000 * statistics.median(firsts):.0f} ms |"
+    )
     print(f"| Enter to full answer, warm (median of {len(totals)}) | {1000 * statistics.median(totals):.0f} ms |")
     return 0
 
