@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from rag.errors import ConfigError
@@ -45,7 +45,6 @@ class Settings:
     llm_model: str | None = None
     llm_api_key: str | None = None
     embed_batch_size: int = 16
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser()
