@@ -16,7 +16,7 @@ from rag.errors import ParseError
 from rag.types import Article, Paragraph, ParsedDocument
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".docx", ".pdf")
-MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_FILE_BYTES = 20 * 1024 * 1024  # the default of RAG_MAX_FILE_MB
 MAX_UNPACKED_BYTES = 256 * 1024 * 1024  # what a .docx (a zip) may unpack to
 PAYWALL_MARKER = re.compile(r"##paid(?:begin|end)##")
 _ARTICLE_PREFIX = re.compile(r"^\s*篇\s*[0-9一二三四五六七八九十]+\s*[：:]\s*")
@@ -144,7 +144,7 @@ def _pdf_lines(path: Path) -> list[str]:
     return lines
 
 
-def read_file(path: Path) -> tuple[str, set[int]]:
+def read_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> tuple[str, set[int]]:
     """Read a supported file into text; also return the line numbers known to be headings."""
     path = Path(path)
     suffix = path.suffix.lower()
@@ -154,8 +154,11 @@ def read_file(path: Path) -> tuple[str, set[int]]:
         size = path.stat().st_size
     except OSError as e:
         raise ParseError(f"{path.name}: cannot read the file ({e.strerror})") from e
-    if size > MAX_FILE_BYTES:
-        raise ParseError(f"{path.name}: {size // 2**20} MB is over the {MAX_FILE_BYTES // 2**20} MB limit")
+    if size > max_bytes:
+        raise ParseError(
+            f"{path.name}: {size / 2**20:.1f} MB is over the {max_bytes // 2**20} MB limit per file; "
+            "split it, or raise RAG_MAX_FILE_MB"
+        )
     if suffix == ".docx":
         lines, headings = _docx_lines(path)
         text = "\n".join(lines)
@@ -296,8 +299,24 @@ def _paragraphs(text: str, lines: list[tuple[int, int, int]]) -> list[Paragraph]
     return result
 
 
-def parse_file(path: Path) -> ParsedDocument:
-    """Read and split one file; raises ParseError with a one-line reason."""
+def _signature(path: Path) -> tuple[int, int]:
+    try:
+        stat = path.stat()
+    except OSError as e:
+        raise ParseError(f"{path.name}: cannot read the file ({e.strerror})") from e
+    return stat.st_size, stat.st_mtime_ns
+
+
+def parse_file(path: Path, max_bytes: int = MAX_FILE_BYTES, attempts: int = 3) -> ParsedDocument:
+    """Read and split one file; raises ParseError with a one-line reason.
+
+    A file that changes while it is read (an editor saving, a copy still arriving) is read
+    again, so a document is always one whole version of the file, never half of two.
+    """
     path = Path(path).resolve()
-    text, headings = read_file(path)
-    return split_articles(text, str(path), headings)
+    for _ in range(attempts):
+        before = _signature(path)
+        text, headings = read_file(path, max_bytes)
+        if _signature(path) == before:
+            return split_articles(text, str(path), headings)
+    raise ParseError(f"{path.name}: the file kept changing while it was read; run again once it is saved")

@@ -143,7 +143,7 @@ def ingest(
         parsed: list[tuple[ParsedDocument, list[Chunk]]] = []
         for path in files:
             try:
-                doc = parse_file(path)
+                doc = parse_file(path, max_bytes=settings.max_file_mb * 2**20)
             except ParseError as e:
                 report.files.append(FileOutcome(str(path), "failed", str(e)))
                 continue
@@ -295,7 +295,6 @@ def remove_documents(settings: Settings, sources: list[str], embedder=None) -> i
         return len(data["ids"])
 
 
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 _SAFE_NAME = re.compile(r"[^\w\u4e00-\u9fff.()（）-]+")
 
 
@@ -311,9 +310,10 @@ def store_upload(settings: Settings, temp_path: Path, original_name: str) -> Pat
             f"{Path(original_name).name}: unsupported file type {suffix or '(none)'}; use .txt, .md, .docx or .pdf"
         )
     size = Path(temp_path).stat().st_size
-    if size > MAX_UPLOAD_BYTES:
+    if size > settings.max_file_mb * 2**20:
         raise ParseError(
-            f"{Path(original_name).name}: {size // 2**20} MB is over the {MAX_UPLOAD_BYTES // 2**20} MB upload limit"
+            f"{Path(original_name).name}: {size / 2**20:.1f} MB is over the {settings.max_file_mb} MB limit "
+            "per file (RAG_MAX_FILE_MB)"
         )
     data = Path(temp_path).read_bytes()
     digest = hashlib.sha256(data).hexdigest()[:16]

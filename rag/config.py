@@ -45,6 +45,9 @@ class Settings:
     llm_model: str | None = None
     llm_api_key: str | None = None
     embed_batch_size: int = 16
+    ui_concurrency: int = 4
+    ui_queue_size: int = 64
+    max_file_mb: int = 20
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser()
@@ -59,6 +62,10 @@ class Settings:
             raise ConfigError("RAG_CHUNK_OVERLAP counts sentences and must be between 0 and 3.")
         if self.top_k < 1:
             raise ConfigError("RAG_TOP_K must be at least 1.")
+        if self.ui_concurrency < 1 or self.ui_queue_size < 1:
+            raise ConfigError("RAG_UI_CONCURRENCY and RAG_UI_QUEUE_SIZE must be at least 1.")
+        if self.max_file_mb < 1:
+            raise ConfigError("RAG_MAX_FILE_MB must be at least 1 (megabytes).")
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{1,40}", self.collection):
             raise ConfigError("RAG_COLLECTION may hold letters, digits, '_' and '-' only (2 to 41 characters).")
 
@@ -79,6 +86,9 @@ class Settings:
             llm_model=_env("LLM_MODEL"),
             llm_api_key=_env("LLM_API_KEY"),
             embed_batch_size=_env_int("EMBED_BATCH_SIZE", 16),
+            ui_concurrency=_env_int("UI_CONCURRENCY", 4),
+            ui_queue_size=_env_int("UI_QUEUE_SIZE", 64),
+            max_file_mb=_env_int("MAX_FILE_MB", 20),
         )
 
     @property

@@ -124,7 +124,7 @@ def test_upload_names_never_become_paths(settings, tmp_path, name):
     assert ".." not in stored.name and "/" not in stored.name
 
 
-def test_uploads_of_wrong_type_or_size_are_refused(settings, tmp_path, monkeypatch):
+def test_uploads_of_wrong_type_or_size_are_refused(settings, tmp_path):
     import ingest.pipeline as pipeline
     from rag.errors import ParseError
 
@@ -132,7 +132,8 @@ def test_uploads_of_wrong_type_or_size_are_refused(settings, tmp_path, monkeypat
     temp.write_bytes(b"x" * 100)
     with pytest.raises(ParseError, match="unsupported"):
         pipeline.store_upload(settings, temp, "virus.exe")
-    monkeypatch.setattr(pipeline, "MAX_UPLOAD_BYTES", 10)
-    with pytest.raises(ParseError, match="limit"):
+    temp.write_bytes(b"x" * (2**20 + 1))
+    settings.max_file_mb = 1
+    with pytest.raises(ParseError, match="over the 1 MB limit"):
         pipeline.store_upload(settings, temp, "big.txt")
     assert not (settings.home / "uploads").exists()

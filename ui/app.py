@@ -161,7 +161,7 @@ def build_app(assistant, collection: Collection | None = None):
         with gr.Tab("资料库 Collection"):
             table = gr.Dataframe(headers=HEADERS, interactive=False, elem_id="documents")
             files = gr.File(
-                label="上传 txt / md / docx / pdf（每个不超过 20 MB）",
+                label=f"上传 txt / md / docx / pdf（每个不超过 {settings.max_file_mb} MB）",
                 file_count="multiple",
                 file_types=[".txt", ".md", ".docx", ".pdf"],
                 elem_id="upload",
@@ -181,14 +181,27 @@ def build_app(assistant, collection: Collection | None = None):
                 + f"\n- 片段 Chunks: {settings.chunk_size} characters, {settings.chunk_overlap} sentence overlap; top-k {settings.top_k}"
             )
 
+        # Every answer, from Enter or the button, shares one pool of ``ui_concurrency`` workers;
+        # a conversation's turns live in its own session State, never in a shared variable.
+        answering = {"concurrency_id": "answer", "concurrency_limit": settings.ui_concurrency}
         outputs = [chatbot, turns, sources, question]
-        question.submit(respond, [question, chatbot, turns], outputs)
-        send.click(respond, [question, chatbot, turns], outputs)
-        clear.click(lambda: ([], [], '<div class="src-meta">回答的出处会显示在这里。</div>', ""), None, outputs)
-        add.click(upload, [files], [status, table, chosen])
-        drop.click(remove, [chosen], [status, table, chosen])
-        refresh_button.click(refresh, None, [table, chosen])
-        app.load(refresh, None, [table, chosen])
+        question.submit(respond, [question, chatbot, turns], outputs, api_name="ask", **answering)
+        send.click(respond, [question, chatbot, turns], outputs, api_visibility="private", **answering)
+        clear.click(
+            lambda: ([], [], '<div class="src-meta">回答的出处会显示在这里。</div>', ""),
+            None,
+            outputs,
+            api_visibility="private",
+        )
+        # Changes to the collection run one at a time (ingestion also holds a lock on RAG_HOME).
+        writing = {"concurrency_id": "collection", "concurrency_limit": 1}
+        add.click(upload, [files], [status, table, chosen], api_name="upload", **writing)
+        drop.click(remove, [chosen], [status, table, chosen], api_name="remove", **writing)
+        refresh_button.click(refresh, None, [table, chosen], api_name="documents")
+        app.load(refresh, None, [table, chosen], api_visibility="private")
+    # Beyond ``ui_queue_size`` waiting requests, a new one is refused at once with Gradio's
+    # "queue is full" message instead of piling up; the process and other sessions carry on.
+    app.queue(max_size=settings.ui_queue_size, default_concurrency_limit=settings.ui_concurrency)
     return app
 
 
@@ -260,14 +273,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     app = build_app(assistant)
-    app.queue(default_concurrency_limit=4, max_size=64)
     credentials = tuple(auth.split(":", 1)) if auth and ":" in auth else None
     app.launch(
         server_name=args.host,
         server_port=args.port,
         auth=credentials,
         css=CSS,
-        max_file_size="20mb",
+        max_file_size=f"{settings.max_file_mb}mb",
         show_error=False,
     )
     return 0
