@@ -105,17 +105,33 @@ def _docx_lines(path: Path) -> tuple[list[str], set[int]]:
     except (zipfile.BadZipFile, KeyError, ValueError) as e:
         raise ParseError(f"{path.name}: not a valid .docx file ({e.__class__.__name__})") from e
     except Exception as e:  # python-docx raises several lxml and package errors for broken files
+        if "depth" in str(e).lower():
+            raise ParseError(f"{path.name}: nested too deeply to read (over 256 levels of XML)") from e
         raise ParseError(f"{path.name}: cannot read this .docx file ({e.__class__.__name__})") from e
-    lines, headings = [], set()
-    for paragraph in document.paragraphs:
-        style = (paragraph.style.name if paragraph.style is not None else "") or ""
-        if style.startswith(("Heading", "Title")) and paragraph.text.strip():
-            headings.add(len(lines))
-        lines.append(paragraph.text)
-    for table in document.tables:
-        for row in table.rows:
-            lines.append(" | ".join(cell.text.strip() for cell in row.cells))
+    lines: list[str] = []
+    headings: set[int] = set()
+    _docx_blocks(document, lines, headings)
     return lines, headings
+
+
+def _docx_blocks(container, lines: list[str], headings: set[int]) -> None:
+    """Paragraphs and tables in document order; a table nested in a cell is read where it stands."""
+    from docx.table import Table
+
+    for block in container.iter_inner_content():
+        if isinstance(block, Table):
+            for row in block.rows:
+                cells = list(dict.fromkeys(row.cells))  # a merged cell appears once per column it spans
+                if any(cell.tables for cell in cells):
+                    for cell in cells:
+                        _docx_blocks(cell, lines, headings)
+                else:
+                    lines.append(" | ".join(cell.text.strip() for cell in cells))
+            continue
+        style = (block.style.name if block.style is not None else "") or ""
+        if style.startswith(("Heading", "Title")) and block.text.strip():
+            headings.add(len(lines))
+        lines.append(block.text)
 
 
 def _pdf_lines(path: Path) -> list[str]:

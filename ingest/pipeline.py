@@ -21,7 +21,15 @@ from ingest.chunk import chunk_document
 from ingest.parse import SUPPORTED_SUFFIXES, parse_file
 from rag.config import Settings
 from rag.errors import ParseError, RagError
-from rag.store import DocumentStore, cached_embedder, chroma_client, ingest_lock, record_manager, vector_store
+from rag.store import (
+    DocumentStore,
+    cached_embedder,
+    chroma_client,
+    ingest_lock,
+    record_manager,
+    storage_errors,
+    vector_store,
+)
 from rag.types import Chunk, ParsedDocument
 
 BUNDLED_COLLECTION = Path(__file__).parent / "data" / "leader_interviews.txt"
@@ -138,7 +146,7 @@ def ingest(
     settings = settings or Settings.from_env()
     began = time.perf_counter()
     report = IngestReport()
-    with ingest_lock(settings):
+    with storage_errors(settings), ingest_lock(settings):
         files, report.files = collect_files(paths or [BUNDLED_COLLECTION])
         parsed: list[tuple[ParsedDocument, list[Chunk]]] = []
         for path in files:
@@ -283,7 +291,7 @@ def remove_documents(settings: Settings, sources: list[str], embedder=None) -> i
     """Remove every chunk of ``sources`` from the index; return how many were removed."""
     from rag.embeddings import load_embedder
 
-    with ingest_lock(settings):
+    with storage_errors(settings), ingest_lock(settings):
         store = vector_store(settings, embedder or load_embedder(settings))
         records = record_manager(settings)
         data = store._collection.get(where={"source": {"$in": list(sources)}}, include=[])

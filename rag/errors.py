@@ -23,3 +23,7 @@ class IndexBusyError(RagError):
 
 class IndexMissingError(RagError):
     """No collection has been ingested yet under the configured home."""
+
+
+class StorageFullError(RagError):
+    """The disk holding the index has no room left for a write."""

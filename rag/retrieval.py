@@ -68,7 +68,7 @@ class HybridRetriever:
         self._lexical: _LexicalIndex | None = None
         self._lock = threading.Lock()
         # Passage vectors go through the on-disk cache that ingestion fills.
-        self.passages = cached_embedder(settings, embedder)
+        self.passages = cached_embedder(settings, embedder, best_effort=True)
         self.dense_weight = DENSE_WEIGHT
         self.lexical_weight = LEXICAL_WEIGHT
         self.coverage_weight = COVERAGE_WEIGHT

@@ -4,18 +4,25 @@ and one JSON file per ingested document version (its text and articles) for cita
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
+import logging
 import os
+import re
+import shutil
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from langchain_classic.storage import LocalFileStore
 from langchain_core.embeddings import Embeddings
 
 from rag.config import Settings
-from rag.errors import IndexBusyError, IndexMissingError, RagError
+from rag.errors import IndexBusyError, IndexMissingError, RagError, StorageFullError
 from rag.types import Article, Paragraph, ParsedDocument
+
+log = logging.getLogger(__name__)
 
 
 def chroma_client(settings: Settings):
@@ -48,16 +55,64 @@ def vector_store(settings: Settings, embedder: Embeddings, client=None):
     )
 
 
-def cached_embedder(settings: Settings, embedder: Embeddings) -> Embeddings:
+class AtomicFileStore(LocalFileStore):
+    """LangChain's ``LocalFileStore``, made safe for a full disk or a killed process.
+
+    ``LocalFileStore.mset`` writes each value in place, so a write cut short (no space left,
+    SIGKILL) leaves a torn entry that breaks every later run that reads it.  Here a value is
+    written to a temporary file and renamed into place, an entry that does not parse reads as
+    missing (and is embedded again), and with ``best_effort`` a failed write is only logged:
+    a cache the answerer fills must not stop answers when the disk is full.
+    """
+
+    def __init__(self, root: Path, best_effort: bool = False) -> None:
+        super().__init__(str(root))
+        self.best_effort = best_effort
+
+    def mget(self, keys):
+        return [value if value is None or _parses(value) else None for value in super().mget(keys)]
+
+    def mset(self, key_value_pairs) -> None:
+        for key, value in key_value_pairs:
+            target = self._get_full_path(key)
+            try:
+                self._mkdir_for_store(target.parent)
+                _write_atomically(target, value)
+            except OSError as e:
+                if not self.best_effort:
+                    raise
+                log.warning("embedding cache not written (%s); answering goes on", e)
+                return
+
+
+def _parses(value: bytes) -> bool:
+    try:
+        json.loads(value)
+        return True
+    except ValueError:
+        return False
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def cached_embedder(settings: Settings, embedder: Embeddings, best_effort: bool = False) -> Embeddings:
     """``embedder`` with its passage vectors kept on disk by the text's hash.
 
     Ingestion writes here the vector of every chunk, so an edited file re-embeds only what
-    changed; the answerer keeps here the sentence vectors it computes.
+    changed; the answerer keeps here the sentence vectors it computes (``best_effort``).
     """
     from langchain_classic.embeddings import CacheBackedEmbeddings
-    from langchain_classic.storage import LocalFileStore
 
-    store = LocalFileStore(str(settings.home / "cache" / "embeddings" / settings.model_slug))
+    store = AtomicFileStore(settings.home / "cache" / "embeddings" / settings.model_slug, best_effort=best_effort)
     return CacheBackedEmbeddings.from_bytes_store(embedder, store, namespace=settings.model_slug, key_encoder="sha256")
 
 
@@ -144,3 +199,41 @@ def ingest_lock(settings: Settings):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+LOW_SPACE_BYTES = 2**20
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_FULL_MESSAGE = re.compile(r"disk is full|no space left|quota exceeded", re.I)
+
+
+def is_storage_full(error: BaseException, home: Path) -> bool:
+    """Whether ``error`` comes from a full disk: by errno, by message (SQLite's and Chroma's
+    say "database or disk is full"), or, for errors that name neither (Chroma's "Error in
+    compaction"), by the space left where the index lives."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno in _FULL_ERRNOS:
+            return True
+        if _FULL_MESSAGE.search(str(cause)):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    try:
+        return shutil.disk_usage(home).free < LOW_SPACE_BYTES
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def storage_errors(settings: Settings):
+    """Turn a full disk met while writing the index into one ``StorageFullError``."""
+    try:
+        yield
+    except RagError:
+        raise
+    except Exception as e:
+        if is_storage_full(e, settings.home):
+            raise StorageFullError(
+                f"no space left on the disk holding {settings.home}; free some space and run the "
+                "ingestion again (it completes this one: nothing is lost or doubled)"
+            ) from e
+        raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,10 @@ class ParsedDocument:
     articles: tuple[Article, ...]
     title: str = ""
 
-    @property
+    @cached_property
     def content_hash(self) -> str:
+        # Cached: every chunk of the document asks for it, and hashing a long text each time
+        # made chunking quadratic in the file's length.
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()[:24]
 
     @property

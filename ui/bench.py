@@ -50,7 +50,7 @@ def main() -> int:
             firsts, totals = [], []
             for question in QUESTIONS * 3:
                 t = time.perf_counter()
-                job = client.submit(question, [], [], api_name="/respond")
+                job = client.submit(question, [], api_name="/ask")
                 first = None
                 for _ in job:
                     if first is None:
