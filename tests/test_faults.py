@@ -1,0 +1,316 @@
+"""Faults during ingestion and hostile documents, with the real model, real Chroma and real files.
+
+After each fault the next run must leave the store exactly as a clean ingest does: no
+duplicate, no missing chunk, no orphan on the BM25 side.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from chromadb.api.client import SharedSystemClient
+
+import rag.store
+from ingest.pipeline import ingest
+from rag.assistant import Assistant
+from rag.config import Settings
+from rag.embeddings import load_embedder
+from rag.errors import ParseError, StorageFullError
+from rag.retrieval import HybridRetriever
+from rag.store import DocumentStore, chroma_client, is_storage_full, record_manager
+from rag.types import Chunk
+from tests.conftest import CORPUS
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def e5(model_cache):
+    embedder = load_embedder(Settings(home=model_cache.parent / "unused", model_cache=model_cache))
+    embedder.warm_up()
+    return embedder
+
+
+def state(settings: Settings, e5) -> set[tuple]:
+    """The store's chunks, checked for duplicates, orphans and offsets that do not quote."""
+    data = chroma_client(settings).get_collection(settings.collection_name).get(include=["documents", "metadatas"])
+    chunks = [Chunk.from_metadata(d, m) for d, m in zip(data["documents"], data["metadatas"])]
+    rows = [(c.text, Path(c.source).name, c.start, c.end, c.doc_hash) for c in chunks]
+    assert len(rows) == len(set(rows)), "duplicate chunks"
+    assert sorted(data["ids"]) == sorted(record_manager(settings).list_keys()), "store and records disagree"
+    assert sorted(HybridRetriever(settings, e5).lexical().ids) == sorted(data["ids"]), "BM25 side disagrees"
+    documents = DocumentStore(settings)
+    assert documents.hashes() == {c.doc_hash for c in chunks}, "stored documents without chunks, or missing"
+    for c in chunks:
+        assert documents.load(c.doc_hash).text[c.start : c.end] == c.text
+    return set(rows)
+
+
+# --- disk full -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 MB tmpfs (needs root and permission to mount; the injected test below always runs)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a tmpfs needs root")
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(mount: Path, leave: int) -> Path:
+    ballast = mount / "ballast"
+    with open(ballast, "wb") as f:
+        os.posix_fallocate(f.fileno(), 0, max(1, shutil.disk_usage(mount).free - leave))
+    return ballast
+
+
+def test_a_full_disk_stops_ingestion_with_one_line_and_the_next_run_completes_it(small_disk, tmp_path, e5, model_cache):
+    clean = Settings(home=tmp_path / "clean", model_cache=model_cache)
+    ingest(None, clean, embedder=e5)
+    expected = state(clean, e5)
+    env = {**os.environ, "RAG_MODEL_CACHE": str(clean.model_cache)}
+    rng = random.Random(2026)
+    # The store takes ~1.3 MB: leave from nothing to nearly enough, so each trial fails at a different write.
+    for trial, leave_kb in enumerate(sorted(rng.sample(range(20, 1300, 10), 5))):
+        home = small_disk / f"home{trial}"
+        ballast = _fill(small_disk, leave_kb * 1024)
+        result = subprocess.run(
+            [sys.executable, "-m", "rag.cli", "ingest", "--quiet"],
+            env={**env, "RAG_HOME": str(home)},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 2, (leave_kb, result.stderr[-2000:])
+        assert result.stderr.strip().startswith("error: no space left on the disk holding"), result.stderr[-2000:]
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        ballast.unlink()
+        settings = Settings(home=home, model_cache=clean.model_cache)
+        ingest(None, settings, embedder=e5)  # the next run, with room again
+        assert state(settings, e5) == expected, f"trial {trial}: {leave_kb} KB left"
+        SharedSystemClient.clear_system_cache()  # close the store's files, or deleting them frees nothing
+        shutil.rmtree(home)
+
+    # Answering goes on with the disk full: its sentence-vector cache is best effort.
+    home = small_disk / "answering"
+    settings = Settings(home=home, model_cache=clean.model_cache)
+    ingest(None, settings, embedder=e5)
+    _fill(small_disk, 0)
+    answer = Assistant(settings, embedder=e5).ask("审批时效提升了多少？")
+    assert answer.found and "50%" in answer.text
+
+
+@pytest.mark.parametrize("fail_after", [0, 3, 17, 37])
+def test_an_injected_enospc_at_any_cache_write_is_survived(settings, tmp_path, e5, monkeypatch, fail_after):
+    """Where no tmpfs can be mounted: ENOSPC raised at the n-th file the ingestion writes."""
+    clean = Settings(home=tmp_path / "clean", model_cache=settings.model_cache)
+    ingest(None, clean, embedder=e5)
+    expected = state(clean, e5)
+    real_write = rag.store._write_atomically
+    writes = 0
+
+    def full_disk(target, data):
+        nonlocal writes
+        writes += 1
+        if writes > fail_after:
+            # What a short write leaves before the error: half a file, never renamed into place.
+            target.with_name(".tmp-torn").write_bytes(data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(target, data)
+
+    monkeypatch.setattr(rag.store, "_write_atomically", full_disk)
+    with pytest.raises(StorageFullError, match="no space left"):
+        ingest(None, settings, embedder=e5)
+    monkeypatch.setattr(rag.store, "_write_atomically", real_write)
+    ingest(None, settings, embedder=e5)
+    assert state(settings, e5) == expected
+
+
+def test_a_torn_cache_entry_from_an_older_run_is_embedded_again(settings, e5):
+    ingest(None, settings, embedder=e5)
+    expected = state(settings, e5)
+    entries = sorted(p for p in (settings.home / "cache").rglob("*") if p.is_file() and not p.name.startswith("."))
+    for entry in entries[:5]:
+        entry.write_bytes(entry.read_bytes()[:100])  # what LangChain's in-place write leaves on a full disk
+    SharedSystemClient.clear_system_cache()
+    shutil.rmtree(settings.home / "chroma")
+    (settings.home / "records.sqlite").unlink()
+    ingest(None, settings, embedder=e5)
+    assert state(settings, e5) == expected
+
+
+def test_storage_full_is_told_apart_from_other_errors(tmp_path):
+    assert is_storage_full(OSError(errno.ENOSPC, "No space left on device"), tmp_path)
+    assert is_storage_full(RuntimeError("error returned from database: (code: 13) database or disk is full"), tmp_path)
+    assert not is_storage_full(ValueError("bad value"), tmp_path)  # tmp_path has room
+
+
+# --- files that change while they are read ------------------------------------------------------
+
+
+def _articles(folder: Path) -> None:
+    lines = CORPUS.read_text(encoding="utf-8").splitlines()
+    starts = [2, 8, 26, 33, 40]
+    for i, (a, b) in enumerate(zip(starts, [*starts[1:], len(lines)])):
+        (folder / f"article{i + 1}.txt").write_text("\n".join(lines[a:b]), encoding="utf-8")
+
+
+def test_a_file_edited_during_ingestion_is_stored_as_one_version_then_updated(tmp_path, settings, e5):
+    folder = tmp_path / "files"
+    folder.mkdir()
+    _articles(folder)
+    edited = folder / "article1.txt"
+    final_text = (
+        edited.read_text(encoding="utf-8").replace("首战告捷", "首战大捷") + "\n记者：还有什么计划？\n答：继续推进。"
+    )
+
+    def edit_while_indexing(done: int, total: int, label: str) -> None:
+        if label == "article3.txt" and edited.read_text(encoding="utf-8") != final_text:
+            edited.write_text(final_text, encoding="utf-8")  # article1 was read; its new version arrives now
+
+    ingest([folder], settings, on_progress=edit_while_indexing, embedder=e5)
+    first = state(settings, e5)  # consistent: the version that was read, every quote exact
+    assert any("首战告捷" in row[0] for row in first)
+    ingest([folder], settings, embedder=e5)  # the next run picks up the edit
+    clean = Settings(home=tmp_path / "clean", model_cache=settings.model_cache)
+    ingest([folder], clean, embedder=e5)
+    assert state(settings, e5) == state(clean, e5)
+
+
+def test_a_file_rewritten_while_it_is_read_is_read_again(tmp_path, monkeypatch):
+    import ingest.parse as parse
+
+    path = tmp_path / "growing.txt"
+    path.write_text("标题\n第一版的内容。", encoding="utf-8")
+    real_decode = parse.decode_text
+    rewrites = []
+
+    def decode_then_rewrite(data: bytes, name: str) -> str:
+        if len(rewrites) < 1:
+            rewrites.append(name)
+            path.write_text("标题\n第二版的内容，更长一些。", encoding="utf-8")
+        return real_decode(data, name)
+
+    monkeypatch.setattr(parse, "decode_text", decode_then_rewrite)
+    assert "第二版" in parse.parse_file(path).text
+
+    def always_rewrite(data: bytes, name: str) -> str:
+        path.write_text(path.read_text(encoding="utf-8") + "又改了。", encoding="utf-8")
+        return real_decode(data, name)
+
+    monkeypatch.setattr(parse, "decode_text", always_rewrite)
+    with pytest.raises(ParseError, match="kept changing while it was read"):
+        parse.parse_file(path)
+
+
+def test_a_file_being_appended_to_during_ingestion(tmp_path, settings, e5):
+    """A writer appends to a file while ``rag ingest`` reads it: a whole version or a message, never half."""
+    folder = tmp_path / "files"
+    folder.mkdir()
+    _articles(folder)
+    growing = folder / "article2.txt"
+    stop = threading.Event()
+
+    def writer() -> None:
+        n = 0
+        while not stop.is_set() and n < 300:  # ~0.4 s of appends: longer than reading all five files
+            with open(growing, "a", encoding="utf-8") as f:
+                f.write(f"\n第{n}段补充：审批事项再精简。")
+            n += 1
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        report = ingest([folder], settings, embedder=e5)
+    finally:
+        stop.set()
+        thread.join()
+    assert all("kept changing" in f.reason for f in report.failed)
+    state(settings, e5)  # whatever was stored is one consistent version
+    ingest([folder], settings, embedder=e5)
+    clean = Settings(home=tmp_path / "clean", model_cache=settings.model_cache)
+    ingest([folder], clean, embedder=e5)
+    assert state(settings, e5) == state(clean, e5)
+
+
+# --- hostile documents --------------------------------------------------------------------------
+
+
+def test_a_50_mb_text_file_is_refused_by_size_and_the_rest_is_ingested(tmp_path, settings, e5):
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "good.txt").write_text("标题\n我们取消了纸质申报材料。", encoding="utf-8")
+    big = folder / "huge.txt"
+    unit = CORPUS.read_text(encoding="utf-8").encode("utf-8")
+    with open(big, "wb") as f:
+        while f.tell() < 50 * 2**20:
+            f.write(unit)
+    report = ingest([folder], settings, embedder=e5)
+    assert [Path(f.path).name for f in report.failed] == ["huge.txt"]
+    assert "over the 20 MB limit per file" in report.failed[0].reason and "RAG_MAX_FILE_MB" in report.failed[0].reason
+    assert report.added == 1
+
+
+def test_a_50_mb_text_file_parses_and_chunks_in_linear_time(tmp_path):
+    """With the limit raised, 50 MB is read and chunked (embedding it is what takes hours)."""
+    from ingest.chunk import chunk_document
+    from ingest.parse import parse_file
+
+    big = tmp_path / "huge.txt"
+    unit = CORPUS.read_text(encoding="utf-8")
+    big.write_text(unit * (50 * 2**20 // len(unit.encode("utf-8")) + 1), encoding="utf-8")
+    doc = parse_file(big, max_bytes=64 * 2**20)
+    chunks = chunk_document(doc)
+    assert len(chunks) > 80_000
+    rng = random.Random(7)
+    for c in rng.sample(chunks, 200):
+        assert doc.text[c.start : c.end] == c.text and len(c.text) <= 300
+
+    line = tmp_path / "line.txt"  # one 270,000-character line without punctuation
+    line.write_text("标题\n" + "很长的一行没有标点" * 30000, encoding="utf-8")
+    doc = parse_file(line)
+    chunks = chunk_document(doc)
+    assert len(chunks) == 900 and all(doc.text[c.start : c.end] == c.text for c in chunks)
+
+
+def test_a_very_long_line_and_deeply_nested_docx(tmp_path, settings, e5):
+    import docx
+
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "line.txt").write_text("标题\n" + "很长的一行没有标点" * 1500, encoding="utf-8")
+
+    def nested(depth: int, path: Path) -> None:
+        document = docx.Document()
+        document.add_paragraph("嵌套表格")
+        cell = document.add_table(rows=1, cols=1).cell(0, 0)
+        for _ in range(depth):
+            cell = cell.add_table(rows=1, cols=1).cell(0, 0)
+        cell.paragraphs[0].text = "最深处的句子说明审批时效提升了一半。"
+        document.save(path)
+
+    nested(40, folder / "nested.docx")
+    nested(300, folder / "too-deep.docx")
+    report = ingest([folder], settings, embedder=e5)
+    assert [(Path(f.path).name, f.reason) for f in report.failed] == [
+        ("too-deep.docx", "too-deep.docx: nested too deeply to read (over 256 levels of XML)")
+    ]
+    rows = state(settings, e5)
+    assert any("最深处的句子" in text for text, *_ in rows)
+    assert max(len(text) for text, *_ in rows) <= 300
