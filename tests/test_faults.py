@@ -314,3 +314,44 @@ def test_a_very_long_line_and_deeply_nested_docx(tmp_path, settings, e5):
     rows = state(settings, e5)
     assert any("最深处的句子" in text for text, *_ in rows)
     assert max(len(text) for text, *_ in rows) <= 300
+
+
+# --- hostile uploads through the running page -----------------------------------------------------
+
+
+def test_hostile_uploads_through_the_page_are_refused_and_the_rest_indexed(tmp_path, settings, e5):
+    from gradio_client import Client, handle_file
+
+    from ui.load import start_page
+
+    ingest(None, settings, embedder=e5)
+    files = tmp_path / "to-upload"
+    files.mkdir()
+    (files / "good.txt").write_text("新的访谈\n市长表示，明年将新建三所高中。", encoding="utf-8")
+    (files / "photo.txt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40)  # an image named .txt
+    (files / "report.docx").write_text("这不是一个docx文件。", encoding="utf-8")  # text named .docx
+    (files / "tool.exe").write_bytes(b"MZ" + b"\0" * 100)
+    (files / "big.txt").write_text("大" * (2**20), encoding="utf-8")  # 3 MB, over a 1 MB limit
+    before_outside = {p for p in tmp_path.rglob("*") if not p.is_relative_to(settings.home)}
+
+    proc, url = start_page(env={"RAG_MAX_FILE_MB": "1"})
+    try:
+        client = Client(url, verbose=False)
+        names = ["good.txt", "photo.txt", "report.docx"]
+        message, table, _ = client.predict([handle_file(str(files / n)) for n in names], api_name="/upload")
+        assert message.startswith("已索引 1 个文件")
+        assert "photo.txt: binary content" in message
+        assert "report.docx: not a valid .docx file" in message
+        assert "good.txt" in str(table)
+        with pytest.raises(Exception, match="Invalid file type"):  # refused by the page before it is stored
+            client.predict([handle_file(str(files / "tool.exe"))], api_name="/upload")
+        with pytest.raises(Exception, match="(?i)size|large|limit"):
+            client.predict([handle_file(str(files / "big.txt"))], api_name="/upload")
+        chat, _, _ = client.predict("明年将新建几所高中？", [], api_name="/ask")
+        assert "三所高中" in str(chat[-1]["content"])
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    after_outside = {p for p in tmp_path.rglob("*") if not p.is_relative_to(settings.home)}
+    assert after_outside == before_outside, "the upload wrote outside RAG_HOME"
