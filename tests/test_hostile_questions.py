@@ -30,6 +30,10 @@ def assistant(tmp_path_factory):
     history=st.lists(st.tuples(st.text(max_size=50), st.text(max_size=50)), max_size=2),
 )
 def test_any_question_gives_a_well_formed_answer(assistant, question, history):
+    _well_formed(assistant, question, history)
+
+
+def _well_formed(assistant, question, history) -> None:
     answer = assistant.ask(question, history=history)
     assert isinstance(answer, Answer)
     assert isinstance(answer.text, str) and answer.text
@@ -38,6 +42,23 @@ def test_any_question_gives_a_well_formed_answer(assistant, question, history):
     for c in answer.citations:
         assert documents.load(c.doc_hash).text[c.start : c.end] == c.quote
         assert f"[{c.n}]" in answer.text
+
+
+@pytest.fixture(scope="module")
+def real_assistant(tmp_path_factory, model_cache):
+    from rag.config import Settings
+
+    settings = Settings(home=tmp_path_factory.mktemp("hostile-real"), model_cache=model_cache)
+    assistant = Assistant(settings)
+    ingest([CORPUS], settings, embedder=assistant.embedder)
+    return assistant
+
+
+@pytest.mark.slow
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(question=st.text(min_size=0, max_size=200))
+def test_any_question_to_the_real_model_gives_a_well_formed_answer(real_assistant, question):
+    _well_formed(real_assistant, question, [])
 
 
 @pytest.mark.parametrize(
