@@ -3,6 +3,8 @@
 Cold start: a new RAG_HOME and an empty model cache (the model is converted, then loaded).
 Warm model: a new RAG_HOME, the converted model already cached.  Re-ingest: the same
 RAG_HOME again, nothing changed.  Peak memory is the largest resident size of the runs.
+``--large MB``: instead, read and chunk a text file of that many megabytes (the collection
+repeated), in a fresh process, without embedding it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,39 @@ def _run(home: Path, cache: Path) -> tuple[float, float]:
     return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
+_LARGE = """
+import resource, sys, time
+from pathlib import Path
+from ingest.chunk import chunk_document
+from ingest.parse import parse_file
+path = Path(sys.argv[1])
+began = time.perf_counter()
+doc = parse_file(path, max_bytes=path.stat().st_size + 1)
+parsed = time.perf_counter()
+chunks = chunk_document(doc)
+done = time.perf_counter()
+print(f"| {path.stat().st_size / 2**20:.1f} MB | {parsed - began:.1f} | {done - parsed:.1f} | {len(chunks):,} "
+      f"| {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} |")
+"""
+
+
+def large(megabytes: float) -> int:
+    from ingest.pipeline import BUNDLED_COLLECTION
+
+    unit = BUNDLED_COLLECTION.read_text(encoding="utf-8") + "\n"
+    copies = int(megabytes * 2**20 / len(unit.encode("utf-8"))) + 1
+    with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
+        path = Path(tmp) / "large.txt"
+        path.write_text(unit * copies, encoding="utf-8")
+        print("| file | parse s | chunk s | chunks | peak memory (MB) |")
+        print("|---|---|---|---|---|")
+        subprocess.run([sys.executable, "-c", _LARGE, str(path)], check=True)
+    return 0
+
+
 def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--large":
+        return large(float(sys.argv[2]))
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
         tmp = Path(tmp)
         rows = [
