@@ -35,6 +35,24 @@ def model_cache(tmp_path_factory) -> Path:
     return Path(reuse) if reuse else tmp_path_factory.mktemp("models")
 
 
+@pytest.fixture(scope="session")
+def e5(model_cache):
+    """The bundled embedding model, loaded once for the whole session."""
+    from rag.embeddings import load_embedder
+
+    embedder = load_embedder(Settings(home=model_cache.parent / "unused", model_cache=model_cache))
+    embedder.warm_up()
+    return embedder
+
+
+def split_corpus(folder: Path) -> None:
+    """The bundled collection's five articles as five files (a run can then stop between files)."""
+    lines = CORPUS.read_text(encoding="utf-8").splitlines()
+    starts = [2, 8, 26, 33, 40]
+    for i, (a, b) in enumerate(zip(starts, [*starts[1:], len(lines)])):
+        (folder / f"article{i + 1}.txt").write_text("\n".join(lines[a:b]), encoding="utf-8")
+
+
 @pytest.fixture(autouse=True)
 def rag_home(tmp_path, monkeypatch, model_cache) -> Path:
     """Every test gets an empty RAG_HOME; no test touches the user's index."""

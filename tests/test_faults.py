@@ -23,21 +23,13 @@ import rag.store
 from ingest.pipeline import ingest
 from rag.assistant import Assistant
 from rag.config import Settings
-from rag.embeddings import load_embedder
 from rag.errors import ParseError, StorageFullError
 from rag.retrieval import HybridRetriever
 from rag.store import DocumentStore, chroma_client, is_storage_full, record_manager
 from rag.types import Chunk
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, split_corpus
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def e5(model_cache):
-    embedder = load_embedder(Settings(home=model_cache.parent / "unused", model_cache=model_cache))
-    embedder.warm_up()
-    return embedder
 
 
 def state(settings: Settings, e5) -> set[tuple]:
@@ -163,17 +155,10 @@ def test_storage_full_is_told_apart_from_other_errors(tmp_path):
 # --- files that change while they are read ------------------------------------------------------
 
 
-def _articles(folder: Path) -> None:
-    lines = CORPUS.read_text(encoding="utf-8").splitlines()
-    starts = [2, 8, 26, 33, 40]
-    for i, (a, b) in enumerate(zip(starts, [*starts[1:], len(lines)])):
-        (folder / f"article{i + 1}.txt").write_text("\n".join(lines[a:b]), encoding="utf-8")
-
-
 def test_a_file_edited_during_ingestion_is_stored_as_one_version_then_updated(tmp_path, settings, e5):
     folder = tmp_path / "files"
     folder.mkdir()
-    _articles(folder)
+    split_corpus(folder)
     edited = folder / "article1.txt"
     final_text = (
         edited.read_text(encoding="utf-8").replace("首战告捷", "首战大捷") + "\n记者：还有什么计划？\n答：继续推进。"
@@ -222,7 +207,7 @@ def test_a_file_being_appended_to_during_ingestion(tmp_path, settings, e5):
     """A writer appends to a file while ``rag ingest`` reads it: a whole version or a message, never half."""
     folder = tmp_path / "files"
     folder.mkdir()
-    _articles(folder)
+    split_corpus(folder)
     growing = folder / "article2.txt"
     stop = threading.Event()
 

@@ -18,16 +18,9 @@ from rag.config import Settings
 from rag.embeddings import load_embedder
 from rag.store import DocumentStore, chroma_client, record_manager
 from rag.types import Chunk
-from tests.conftest import CORPUS, free_port, wait_for_server
+from tests.conftest import free_port, split_corpus, wait_for_server
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def e5(model_cache):
-    embedder = load_embedder(Settings(home=model_cache.parent / "unused", model_cache=model_cache))
-    embedder.warm_up()
-    return embedder
 
 
 def snapshot(settings: Settings) -> set[tuple]:
@@ -58,14 +51,6 @@ def test_dense_search_finds_the_passage(settings, e5):
     store = vector_store(settings, e5)
     top = store.similarity_search("乡村教育要实现怎样的转变？", k=5)
     assert any("就近就便" in d.page_content for d in top)
-
-
-def _split_corpus(folder: Path) -> None:
-    """The five articles as five files, so a killed run can stop between files."""
-    lines = CORPUS.read_text(encoding="utf-8").splitlines()
-    starts = [2, 8, 26, 33, 40]
-    for i, (a, b) in enumerate(zip(starts, [*starts[1:], len(lines)])):
-        (folder / f"article{i + 1}.txt").write_text("\n".join(lines[a:b]), encoding="utf-8")
 
 
 def _run_ingest(folder: Path, home: Path, model_cache: Path) -> subprocess.Popen:
@@ -102,7 +87,7 @@ def test_killed_runs_are_completed_by_the_next(tmp_path, model_cache, e5):
     """SIGKILL ``rag ingest`` at seeded points; the next run leaves the store as a clean ingest does."""
     folder = tmp_path / "files"
     folder.mkdir()
-    _split_corpus(folder)
+    split_corpus(folder)
     clean = Settings(home=tmp_path / "clean", model_cache=model_cache)
     ingest([folder], clean, embedder=e5)
     expected = snapshot(clean)
@@ -201,7 +186,7 @@ def test_two_writers_at_once_one_is_refused_with_a_message(tmp_path, model_cache
     """Two ``rag ingest`` processes on one RAG_HOME: the second exits at once, the store stays whole."""
     folder = tmp_path / "files"
     folder.mkdir()
-    _split_corpus(folder)
+    split_corpus(folder)
     home = tmp_path / "shared-home"
     first = _run_ingest(folder, home, model_cache)
     lock_held = time.time() + 120

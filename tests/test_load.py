@@ -6,16 +6,14 @@ import pytest
 
 from ingest.pipeline import ingest
 from rag.config import Settings
-from rag.embeddings import load_embedder
 from ui.load import DirectAsk, PageClients, conversations, measure, run_level, start_page
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def indexed(settings, model_cache) -> Settings:
-    embedder = load_embedder(settings)
-    ingest(None, settings, embedder=embedder)
+def indexed(settings, e5) -> Settings:
+    ingest(None, settings, embedder=e5)
     return settings
 
 
