@@ -55,3 +55,17 @@ def test_an_overload_is_refused_with_a_message_and_the_page_keeps_serving(indexe
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_the_load_script_drives_only_a_page_on_loopback():
+    from ui.load import main
+
+    with pytest.raises(SystemExit, match="only drives a page on loopback"):
+        main(["--paths", "ui", "--url", "http://192.168.1.5:7860/"])
+
+
+def test_percentiles_of_a_level():
+    from ui.load import Level
+
+    level = Level("ask", 1, latencies_ms=[float(i) for i in range(1, 101)])
+    assert (level.percentile(50), level.percentile(95), level.percentile(99)) == (50.5, 95.05, 99.01)
