@@ -26,6 +26,7 @@ from rag.store import (
     cached_embedder,
     chroma_client,
     ingest_lock,
+    prune_cache,
     record_manager,
     storage_errors,
     vector_store,
@@ -205,10 +206,21 @@ def ingest(
             report.pruned = prune_missing(store, records)
         reconcile(store, records)
         collect_garbage(store, documents)
+        prune_cache(cached, _live_texts(settings, store))
         if report.changed:
             mark_changed(settings)
     report.seconds = time.perf_counter() - began
     return report
+
+
+def _live_texts(settings: Settings, store) -> list[str]:
+    """The chunk texts of every collection in this home embedded by this model (they share a cache)."""
+    client = store._client
+    texts: list[str] = []
+    for collection in client.list_collections():
+        if collection.name.endswith(f"-{settings.model_slug}"):
+            texts += client.get_collection(collection.name).get(include=["documents"])["documents"]
+    return texts
 
 
 def _all_metadata(store) -> tuple[list[str], list[dict]]:
@@ -292,13 +304,15 @@ def remove_documents(settings: Settings, sources: list[str], embedder=None) -> i
     from rag.embeddings import load_embedder
 
     with storage_errors(settings), ingest_lock(settings):
-        store = vector_store(settings, embedder or load_embedder(settings))
+        embedder = embedder or load_embedder(settings)
+        store = vector_store(settings, embedder)
         records = record_manager(settings)
         data = store._collection.get(where={"source": {"$in": list(sources)}}, include=[])
         if data["ids"]:
             store.delete(data["ids"])
         records.delete_keys(records.list_keys(group_ids=list(sources)))
         collect_garbage(store, DocumentStore(settings))
+        prune_cache(cached_embedder(settings, embedder), _live_texts(settings, store))
         mark_changed(settings)
         return len(data["ids"])
 

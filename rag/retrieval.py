@@ -67,8 +67,8 @@ class HybridRetriever:
         self._store = None
         self._lexical: _LexicalIndex | None = None
         self._lock = threading.Lock()
-        # Passage vectors go through the on-disk cache that ingestion fills.
-        self.passages = cached_embedder(settings, embedder, best_effort=True)
+        # Sentence vectors (cross-lingual questions) are kept on disk between questions.
+        self.passages = cached_embedder(settings, embedder, sentences=True)
         self.dense_weight = DENSE_WEIGHT
         self.lexical_weight = LEXICAL_WEIGHT
         self.coverage_weight = COVERAGE_WEIGHT

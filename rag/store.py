@@ -104,16 +104,28 @@ def _write_atomically(target: Path, data: bytes) -> None:
             os.unlink(tmp)
 
 
-def cached_embedder(settings: Settings, embedder: Embeddings, best_effort: bool = False) -> Embeddings:
+def cached_embedder(settings: Settings, embedder: Embeddings, sentences: bool = False):
     """``embedder`` with its passage vectors kept on disk by the text's hash.
 
-    Ingestion writes here the vector of every chunk, so an edited file re-embeds only what
-    changed; the answerer keeps here the sentence vectors it computes (``best_effort``).
+    Ingestion keeps here the vector of every chunk, so an edited file re-embeds only what
+    changed (``prune_cache`` drops the vectors of chunks that are gone).  The answerer keeps
+    the sentence vectors it computes in a folder of their own, best effort: a full disk
+    must not stop answers.
     """
     from langchain_classic.embeddings import CacheBackedEmbeddings
 
-    store = AtomicFileStore(settings.home / "cache" / "embeddings" / settings.model_slug, best_effort=best_effort)
+    folder = settings.home / "cache" / ("sentences" if sentences else "embeddings") / settings.model_slug
+    store = AtomicFileStore(folder, best_effort=sentences)
     return CacheBackedEmbeddings.from_bytes_store(embedder, store, namespace=settings.model_slug, key_encoder="sha256")
+
+
+def prune_cache(cached, live_texts: list[str]) -> int:
+    """Delete the cached vectors (and any leftover temporary file) of texts not in ``live_texts``."""
+    keyed = cached.document_embedding_store
+    live = {keyed.key_encoder(text) for text in live_texts}
+    stale = [key for key in keyed.store.yield_keys() if key not in live]
+    keyed.store.mdelete(stale)
+    return len(stale)
 
 
 def record_manager(settings: Settings):

@@ -199,3 +199,37 @@ def test_two_writers_at_once_one_is_refused_with_a_message(tmp_path, model_cache
     _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
     assert len(snapshot(Settings(home=home, model_cache=model_cache))) == 38
+
+
+def test_the_vector_cache_keeps_only_what_some_collection_holds(tmp_path, settings, e5):
+    from dataclasses import replace
+
+    from ingest.pipeline import remove_documents
+    from rag.store import cached_embedder
+
+    def cached_files() -> set[str]:
+        folder = settings.home / "cache" / "embeddings"
+        return {p.name for p in folder.rglob("*") if p.is_file()}
+
+    def texts(s: Settings) -> list[str]:
+        return chroma_client(s).get_collection(s.collection_name).get(include=["documents"])["documents"]
+
+    folder = tmp_path / "files"
+    folder.mkdir()
+    split_corpus(folder)
+    ingest([folder], settings, embedder=e5)
+    assert len(cached_files()) == len(texts(settings)) == 38
+
+    other = replace(settings, collection="other")  # a second collection, same model, same cache
+    (tmp_path / "memo.txt").write_text("备忘\n明年将新建三所高中。", encoding="utf-8")
+    ingest([tmp_path / "memo.txt"], other, embedder=e5)
+
+    edited = folder / "article1.txt"
+    edited.write_text(edited.read_text(encoding="utf-8").replace("首战告捷", "首战大捷"), encoding="utf-8")
+    ingest([folder], settings, embedder=e5)
+    assert len(cached_files()) == len(set(texts(settings) + texts(other)))
+    remove_documents(settings, [str((folder / "article2.txt").resolve())], embedder=e5)
+    live = set(texts(settings) + texts(other))
+    assert len(live) < 38 + 1 and len(cached_files()) == len(live)
+    keyed = cached_embedder(other, e5).document_embedding_store
+    assert {keyed.key_encoder(t) for t in live} == cached_files()  # the other collection's vector kept
