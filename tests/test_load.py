@@ -69,3 +69,41 @@ def test_percentiles_of_a_level():
 
     level = Level("ask", 1, latencies_ms=[float(i) for i in range(1, 101)])
     assert (level.percentile(50), level.percentile(95), level.percentile(99)) == (50.5, 95.05, 99.01)
+
+
+def test_answers_keep_coming_while_a_file_is_uploaded_and_indexed(indexed, tmp_path):
+    import threading
+    import time
+
+    from gradio_client import Client, handle_file
+
+    work = conversations()
+    upload = tmp_path / "新访谈.txt"
+    sentences = [f"第{i}项措施：全市新建{i}所社区图书馆，服务半径缩短到{i}公里。" for i in range(1, 121)]
+    sentences.insert(60, "市图书馆新馆将于十月开放，藏书两百万册。")
+    upload.write_text("图书馆建设访谈\n" + "\n".join(sentences), encoding="utf-8")
+    proc, url = start_page()
+    try:
+        page = PageClients(url)
+        result: dict = {}
+
+        def add_file() -> None:
+            client = Client(url, verbose=False)
+            result["began"] = time.perf_counter()
+            result["message"] = client.predict([handle_file(str(upload))], api_name="/upload")[0]
+            result["ended"] = time.perf_counter()
+
+        uploader = threading.Thread(target=add_file)
+        uploader.start()
+        began = time.perf_counter()
+        level, _ = run_level("ui", 4, work * 2, page.converse, None, 120)
+        uploader.join(timeout=300)
+        overlap = min(result["ended"], began + level.seconds) - max(result["began"], began)
+        assert overlap > 1.0, "the questions did not run while the file was being indexed"
+        assert (level.errors, level.refused, level.conversations) == (0, 0, 2 * len(work)), level
+        assert result["message"].startswith("已索引 1 个文件"), result
+        chat, _, _ = Client(url, verbose=False).predict("市图书馆新馆藏书多少册？", [], api_name="/ask")
+        assert "藏书两百万册" in str(chat[-1]["content"])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
