@@ -71,7 +71,9 @@ def _fill(mount: Path, leave: int) -> Path:
     return ballast
 
 
-def test_a_full_disk_stops_ingestion_with_one_line_and_the_next_run_completes_it(small_disk, tmp_path, e5, model_cache):
+def test_a_full_disk_stops_ingestion_with_one_line_and_the_next_run_completes_it(
+    small_disk, tmp_path, e5, model_cache, caplog
+):
     clean = Settings(home=tmp_path / "clean", model_cache=model_cache)
     ingest(None, clean, embedder=e5)
     expected = state(clean, e5)
@@ -103,8 +105,13 @@ def test_a_full_disk_stops_ingestion_with_one_line_and_the_next_run_completes_it
     settings = Settings(home=home, model_cache=clean.model_cache)
     ingest(None, settings, embedder=e5)
     _fill(small_disk, 0)
-    answer = Assistant(settings, embedder=e5).ask("审批时效提升了多少？")
+    assistant = Assistant(settings, embedder=e5)
+    answer = assistant.ask("审批时效提升了多少？")
     assert answer.found and "50%" in answer.text
+    with caplog.at_level("WARNING", logger="rag.store"):
+        # An English question is scored by sentence vectors, which the answerer caches on disk.
+        english = assistant.ask("By how much did the approval time improve?")
+    assert english.text and "embedding cache not written" in caplog.text
 
 
 @pytest.mark.parametrize("fail_after", [0, 3, 17, 37])
