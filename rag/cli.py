@@ -92,6 +92,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
             corpus=[Path(p) for p in args.corpus] or None,
             sample=args.sample,
             seed=args.seed,
+            holdout=args.holdout,
             home=Path(args.home) if args.home else None,
             baselines=not args.no_baselines,
             on_progress=on_progress,
@@ -131,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", nargs="*", default=[], help="files the JSONL questions are about (default: bundled)")
     p.add_argument("--sample", type=int, default=None, help="ask a random sample of this many questions")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--holdout",
+        type=int,
+        default=0,
+        help="SQuAD sets: leave this many articles out; their questions must be refused",
+    )
     p.add_argument("--home", default=None, help="index folder (default: a fresh temporary one)")
     p.add_argument("--json", default=None, help="write the figures here, and the hit@k plot beside it (.png)")
     p.add_argument("--no-baselines", action="store_true", help="skip the LangChain-default baseline")

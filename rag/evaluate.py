@@ -41,8 +41,12 @@ class Question:
         return self.type != "unanswerable"
 
 
-def load_questions(path: Path, corpus_dir: Path) -> tuple[list[Question], list[Path]]:
-    """Questions and the corpus files they are asked about (SQuAD passages are written to ``corpus_dir``)."""
+def load_questions(path: Path, corpus_dir: Path, holdout: int = 0, seed: int = 0) -> tuple[list[Question], list[Path]]:
+    """Questions and the corpus files they are asked about (SQuAD passages are written to ``corpus_dir``).
+
+    ``holdout``: SQuAD sets only -- that many articles (chosen with ``seed``) are left out of the
+    corpus, and their questions become unanswerable: what an honest system must refuse.
+    """
     path = Path(path)
     if path.suffix == ".jsonl":
         questions = []
@@ -62,8 +66,15 @@ def load_questions(path: Path, corpus_dir: Path) -> tuple[list[Question], list[P
         return questions, []
     data = json.loads(path.read_text(encoding="utf-8"))
     corpus_dir.mkdir(parents=True, exist_ok=True)
+    held_out = set(random.Random(seed).sample(range(len(data["data"])), min(holdout, len(data["data"]))))
     questions, files = [], []
-    for article in data["data"]:
+    for number, article in enumerate(data["data"]):
+        if number in held_out:
+            for paragraph in article["paragraphs"]:
+                questions += [
+                    Question(id=qa["id"], question=qa["question"], type="unanswerable") for qa in paragraph["qas"]
+                ]
+            continue
         # The article's title heads each of its passages, as a title line heads an interview.
         title = " ".join(str(article.get("title", "")).split())
         header = f"{title}\n" if title else ""
@@ -164,6 +175,7 @@ def run(
     corpus: list[Path] | None = None,
     sample: int | None = None,
     seed: int = 0,
+    holdout: int = 0,
     home: Path | None = None,
     baselines: bool = True,
     on_progress=None,
@@ -174,7 +186,7 @@ def run(
     from rag.embeddings import load_embedder
 
     workdir = Path(tempfile.mkdtemp(prefix="rag-eval-"))
-    questions, files = load_questions(questions_path, workdir / "corpus")
+    questions, files = load_questions(questions_path, workdir / "corpus", holdout, seed)
     files = files or [Path(p) for p in (corpus or [BUNDLED_COLLECTION])]
     if sample and sample < len(questions):
         questions = random.Random(seed).sample(questions, sample)

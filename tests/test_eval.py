@@ -88,3 +88,36 @@ def test_squad_files_become_a_corpus(tmp_path):
     result = run(path, baselines=False)
     assert result["retrieval"]["ours"]["hit@1"] == 1.0
     assert result["answers"]["ours"]["answer_contains"] == 1.0
+
+
+def test_held_out_articles_make_unanswerable_questions(tmp_path):
+    squad = {
+        "data": [
+            {
+                "title": f"条目{i}",
+                "paragraphs": [
+                    {
+                        "id": f"P{i}",
+                        "context": f"第{i}座桥建于{1900 + i}年。",
+                        "qas": [
+                            {
+                                "id": f"Q{i}",
+                                "question": f"第{i}座桥建于哪一年？",
+                                "answers": [{"text": f"{1900 + i}年", "answer_start": 5}],
+                            }
+                        ],
+                    }
+                ],
+            }
+            for i in range(6)
+        ]
+    }
+    path = tmp_path / "mini.json"
+    path.write_text(json.dumps(squad, ensure_ascii=False), encoding="utf-8")
+    questions, files = load_questions(path, tmp_path / "corpus", holdout=2, seed=1)
+    held = [q for q in questions if q.type == "unanswerable"]
+    assert len(files) == 4 and len(held) == 2 and all(not q.answers and not q.answerable for q in held)
+    indexed = {f.read_text(encoding="utf-8") for f in files}
+    for q in held:  # the passage that answered it is not in the corpus
+        number = q.id[1:]
+        assert not any(f"第{number}座桥" in text for text in indexed)
