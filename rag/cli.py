@@ -72,6 +72,32 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if answer.found else 3
 
 
+def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    """A conversation in the terminal: one question a line, follow-ups read with the turns before."""
+    from rag.assistant import Assistant
+
+    assistant = Assistant(settings)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print("一行一个问题；/new 开始新的对话；Ctrl-D 结束。One question a line; /new starts over; Ctrl-D ends.")
+    turns: list[tuple[str, str]] = []
+    while True:
+        try:
+            line = input("问 > " if interactive else "")
+        except EOFError:
+            return 0
+        if line.strip() == "/new":
+            turns = []
+            print("（新的对话 new conversation）\n")
+            continue
+        if not line.strip():
+            continue
+        answer = assistant.ask(line, history=turns, top_k=args.top_k)
+        if answer.found:
+            turns.append((answer.question, answer.text))
+        print(format_answer(answer) + "\n", flush=True)
+
+
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
@@ -126,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=None, help="how many chunks to read (default RAG_TOP_K)")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("chat", help="ask one question a line from the terminal, follow-ups included")
+    p.add_argument("--top-k", type=int, default=None, help="how many chunks to read (default RAG_TOP_K)")
+    p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser("eval", help="measure retrieval, answers and speed on a question set, beside baselines")
     p.add_argument("questions", help="JSONL in the project's format, or SQuAD-style JSON (CMRC 2018...)")

@@ -72,3 +72,25 @@ def test_public_api(assistant, monkeypatch):
     assert answer.found and answer.citations and "[1]" in answer.text
     hits = rag.retrieve("住建局如何处理纸质申报材料？", k=3)
     assert len(hits) == 3 and all(h.text and h.source and h.title and h.end > h.start for h in hits)
+
+
+def test_rag_chat_follows_up_in_the_terminal(assistant):
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "RAG_HOME": str(assistant.settings.home),
+        "RAG_MODEL_CACHE": str(assistant.settings.model_cache),
+    }
+    script = "审批时效提升了多少\n他们还推行了哪些并联办理的做法？\n/new\n开发区管委会主任毕业于哪所大学？\n"
+    result = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "chat"], input=script, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    first, follow_up, new, refused = result.stdout.strip().split("\n\n")
+    assert "审批时效提升50%以上" in first and "[1] 《改革创新出实招服务企业促发展》" in first
+    assert "并联办理" in follow_up and "审批时效提升50%" not in follow_up.split("\n")[0]
+    assert "新的对话" in new
+    assert refused.startswith("资料中没有找到这个问题的答案。")
