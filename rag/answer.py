@@ -143,6 +143,17 @@ class ExtractiveAnswerer:
         chosen = self._choose(question, candidates)
         return compose(question, chosen, hits)
 
+    def answer_follow_up(self, question: str, context: str, said: str, hits: list[Hit]) -> Answer:
+        """A follow-up with few words of its own ("还有呢？"): sentences are scored against
+        ``context`` (the previous question joined with this one), the kind of thing asked for
+        is still this question's, and sentences already in ``said`` are not repeated."""
+        candidates = [c for c in self.candidates(context, hits) if c.text not in said]
+        candidates.sort(key=lambda c: -c.score)
+        typed = [c for c in candidates if answer_type_found(question, c.text)]
+        if not self.is_answered(context, typed, hits):
+            return Answer(question=question, text=not_found_text(question), found=False, hits=hits)
+        return compose(question, self._choose(question, typed), hits)
+
     def _choose(self, question: str, ranked: list[Candidate]) -> list[Candidate]:
         best = ranked[0]
         if ACROSS_QUESTION.search(question):

@@ -94,3 +94,20 @@ def test_rag_chat_follows_up_in_the_terminal(assistant):
     assert "并联办理" in follow_up and "审批时效提升50%" not in follow_up.split("\n")[0]
     assert "新的对话" in new
     assert refused.startswith("资料中没有找到这个问题的答案。")
+
+
+def test_a_follow_up_with_few_words_of_its_own_gets_more_not_the_same(assistant):
+    first = assistant.ask("审批时效提升了多少")
+    more = assistant.ask("还有呢？", history=[(first.question, first.text)])
+    assert more.found and more.question == "还有呢？"
+    said = {c.quote for c in first.citations}
+    assert all(c.quote not in said for c in more.citations)
+    documents = DocumentStore(assistant.settings)
+    assert all(documents.load(c.doc_hash).text[c.start : c.end] == c.quote for c in more.citations)
+    assert not assistant.ask("还有呢？").found  # without the conversation there is nothing to go on
+
+
+def test_a_follow_up_still_needs_what_it_asks_for(assistant):
+    first = assistant.ask("市教育局局长是谁？")
+    assert first.found
+    assert not assistant.ask("他毕业于哪所大学？", history=[(first.question, first.text)]).found
