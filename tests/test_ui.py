@@ -137,3 +137,17 @@ def test_uploads_of_wrong_type_or_size_are_refused(settings, tmp_path):
     with pytest.raises(ParseError, match="over the 1 MB limit"):
         pipeline.store_upload(settings, temp, "big.txt")
     assert not (settings.home / "uploads").exists()
+
+
+def test_a_port_in_use_is_one_line_not_a_traceback(capsys):
+    import socket
+
+    from ui.app import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"port {port} on 127.0.0.1 is in use" in err and "Traceback" not in err

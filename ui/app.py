@@ -232,6 +232,17 @@ def ensure_index(settings, embedder=None, log_to=sys.stderr) -> None:
     print(f"{report.added} chunks added in {report.seconds:.1f} s.", file=log_to)
 
 
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -264,6 +275,12 @@ def main(argv: list[str] | None = None) -> int:
             f"warning: listening on {args.host}: anyone who can reach it and knows RAG_UI_AUTH can use it",
             file=sys.stderr,
         )
+    if args.port and not _port_free(args.host, args.port):
+        print(
+            f"error: port {args.port} on {args.host} is in use (another rag ui?); pass --port N or set RAG_UI_PORT",
+            file=sys.stderr,
+        )
+        return 2
     try:
         settings = Settings.from_env()
         assistant = Assistant(settings)
