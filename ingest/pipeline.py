@@ -206,8 +206,8 @@ def ingest(
             report.pruned = prune_missing(store, records)
         reconcile(store, records)
         collect_garbage(store, documents)
-        prune_cache(cached, _live_texts(settings, store))
-        if report.changed:
+        if report.changed:  # an unchanged run leaves no vector behind: skip reading every chunk
+            prune_cache(cached, _live_texts(settings, store))
             mark_changed(settings)
     report.seconds = time.perf_counter() - began
     return report

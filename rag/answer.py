@@ -31,7 +31,8 @@ ACROSS_QUESTION = re.compile(
 # there, 655 whose passage is): refusals of the former rose from 53 % to 70 % for 2.0 %
 # (was 1.1 %) of the latter refused, while the seed dev set is unchanged (its 22 Chinese
 # answerable questions answered, its 2 unanswerable refused) -- the lowest of them, a
-# paraphrase, at coverage 0.33 and chunk similarity 0.878, just above the bars.  Checked on a fresh draw (--seed 1) in docs/benchmarks.md.
+# paraphrase, at coverage 0.33 and chunk similarity 0.878, just above the bars.  Checked on
+# a fresh draw (--seed 1) in docs/benchmarks.md.
 # A question in another language shares no words with the collection, so only meaning is
 # compared; multilingual-e5-small separates those poorly (answerable 0.78-0.80,
 # unanswerable 0.70-0.79 on eight English probes): English refusals are the weakest part.

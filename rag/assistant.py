@@ -142,9 +142,10 @@ class Assistant:
                 yield answer.text
         else:
             answer = self.extractive.answer(text, hits)
-            context, _ = self._search_query(text, history)
-            if not answer.found and context != text:
-                answer = self.extractive.answer_follow_up(text, context, history[-1][1], hits)
+            if not answer.found and history:
+                context, _ = self._search_query(text, history)  # only a refused follow-up pays for this
+                if context != text:
+                    answer = self.extractive.answer_follow_up(text, context, history[-1][1], hits)
             yield answer.text
         answer.question = text
         answer.notice = " ".join(n for n in (notice, answer.notice) if n)

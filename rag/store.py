@@ -163,14 +163,7 @@ class DocumentStore:
             "ingested_at": ingested_at,
             "articles": [asdict(a) for a in doc.articles],
         }
-        fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(payload, f, ensure_ascii=False)
-            os.replace(tmp, target)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        _write_atomically(target, json.dumps(payload, ensure_ascii=False).encode("utf-8"))
 
     def load(self, doc_hash: str) -> ParsedDocument:
         """The stored document version ``doc_hash``."""
