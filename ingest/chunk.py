@@ -131,4 +131,5 @@ def _make_chunk(doc: ParsedDocument, article, sentences: list[Sentence], index: 
         role=role,
         speaker=speakers[0] if speakers else "",
         index=index,
+        paragraphs=tuple(dict.fromkeys((s.paragraph.number, s.paragraph.start) for s in sentences)),
     )

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from langchain_core.embeddings import Embeddings
+
 from ingest.chunk import chunk_document
 from ingest.parse import SUPPORTED_SUFFIXES, parse_file
 from rag.config import Settings
@@ -131,6 +133,44 @@ def _to_documents(chunks: list[Chunk]):
     return [Document(page_content=c.indexed_text, metadata=c.metadata()) for c in chunks]
 
 
+class CountingEmbeddings(Embeddings):
+    """An embedder that reports progress after every group of texts it embeds.
+
+    Wrapped inside the vector cache, so only texts that are really embedded are counted.
+    """
+
+    def __init__(self, inner: Embeddings, progress: Progress) -> None:
+        self.inner = inner
+        self.progress = progress
+        self.group = 4 * getattr(inner, "batch_size", 16)
+        self.embedded = 0
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        vectors: list[list[float]] = []
+        for i in range(0, len(texts), self.group):
+            batch = texts[i : i + self.group]
+            vectors += self.inner.embed_documents(batch)
+            self.embedded += len(batch)
+            self.progress.advance(len(batch))
+        return vectors
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.inner.embed_query(text)
+
+
+def parse_files(files: list[Path], settings: Settings) -> tuple[list[tuple[ParsedDocument, list[Chunk]]], list]:
+    """Each readable file parsed and chunked; the outcome of each file that is not."""
+    parsed, failed = [], []
+    for path in files:
+        try:
+            doc = parse_file(path, max_bytes=settings.max_file_mb * 2**20)
+        except ParseError as e:
+            failed.append(FileOutcome(str(path), "failed", str(e)))
+            continue
+        parsed.append((doc, chunk_document(doc, settings.chunk_size, settings.chunk_overlap)))
+    return parsed, failed
+
+
 def ingest(
     paths: Iterable[Path] | None = None,
     settings: Settings | None = None,
@@ -140,8 +180,6 @@ def ingest(
     embedder=None,
 ) -> IngestReport:
     """Ingest ``paths`` (default: the bundled collection) into the index under ``settings.home``."""
-    from langchain_core.indexing import index
-
     from rag.embeddings import load_embedder
 
     settings = settings or Settings.from_env()
@@ -149,73 +187,59 @@ def ingest(
     report = IngestReport()
     with storage_errors(settings), ingest_lock(settings):
         files, report.files = collect_files(paths or [BUNDLED_COLLECTION])
-        parsed: list[tuple[ParsedDocument, list[Chunk]]] = []
-        for path in files:
-            try:
-                doc = parse_file(path, max_bytes=settings.max_file_mb * 2**20)
-            except ParseError as e:
-                report.files.append(FileOutcome(str(path), "failed", str(e)))
-                continue
-            parsed.append((doc, chunk_document(doc, settings.chunk_size, settings.chunk_overlap)))
-
-        embedder = embedder or load_embedder(settings)
-        cached = cached_embedder(settings, embedder)
+        parsed, failed = parse_files(files, settings)
+        report.files += failed
+        progress = Progress(on_progress)
+        progress.start(sum(len(chunks) for _, chunks in parsed))
+        counting = CountingEmbeddings(embedder or load_embedder(settings), progress)
+        cached = cached_embedder(settings, counting)
         client = chroma_client(settings)
         store = vector_store(settings, cached, client)
         records = record_manager(settings)
         documents = DocumentStore(settings)
-        progress = Progress(on_progress)
-        progress.start(sum(len(chunks) for _, chunks in parsed))
-        embedded = 0
-
-        def count_batch(n: int) -> None:
-            nonlocal embedded
-            embedded += n
-            progress.advance(n)
-
-        previous_hook = getattr(embedder, "on_batch", None)
-        embedder.on_batch = count_batch
-        try:
-            for doc, chunks in parsed:
-                embedded = 0
-                progress.advance(0, doc.file_name)
-                documents.save(doc, time.time())
-                result = index(
-                    _to_documents(chunks),
-                    records,
-                    store,
-                    cleanup="incremental",
-                    source_id_key="source",
-                    batch_size=max(1, len(chunks)),
-                    key_encoder="sha256",
-                )
-                progress.advance(len(chunks) - embedded)
-                changed = result["num_added"] or result["num_deleted"]
-                report.files.append(
-                    FileOutcome(
-                        doc.source,
-                        "indexed" if changed else "unchanged",
-                        added=result["num_added"],
-                        deleted=result["num_deleted"],
-                        unchanged=result["num_skipped"],
-                    )
-                )
-        finally:
-            embedder.on_batch = previous_hook
+        for doc, chunks in parsed:
+            report.files.append(_index_document(doc, chunks, store, records, documents, counting))
         if prune:
             report.pruned = prune_missing(store, records)
         reconcile(store, records)
         collect_garbage(store, documents)
         if report.changed:  # an unchanged run leaves no vector behind: skip reading every chunk
-            prune_cache(cached, _live_texts(settings, store))
+            prune_cache(cached, _live_texts(settings, client))
             mark_changed(settings)
     report.seconds = time.perf_counter() - began
     return report
 
 
-def _live_texts(settings: Settings, store) -> list[str]:
+def _index_document(doc: ParsedDocument, chunks: list[Chunk], store, records, documents, counting) -> FileOutcome:
+    """One file's chunks through LangChain's ``index()``, as one batch (see the module's note)."""
+    from langchain_core.indexing import index
+
+    progress = counting.progress
+    progress.advance(0, doc.file_name)
+    embedded_before = counting.embedded
+    documents.save(doc, time.time())
+    result = index(
+        _to_documents(chunks),
+        records,
+        store,
+        cleanup="incremental",
+        source_id_key="source",
+        batch_size=max(1, len(chunks)),
+        key_encoder="sha256",
+    )
+    progress.advance(len(chunks) - (counting.embedded - embedded_before))  # the ones found in the cache
+    changed = result["num_added"] or result["num_deleted"]
+    return FileOutcome(
+        doc.source,
+        "indexed" if changed else "unchanged",
+        added=result["num_added"],
+        deleted=result["num_deleted"],
+        unchanged=result["num_skipped"],
+    )
+
+
+def _live_texts(settings: Settings, client) -> list[str]:
     """The chunk texts of every collection in this home embedded by this model (they share a cache)."""
-    client = store._client
     texts: list[str] = []
     for collection in client.list_collections():
         if collection.name.endswith(f"-{settings.model_slug}"):
@@ -224,7 +248,7 @@ def _live_texts(settings: Settings, store) -> list[str]:
 
 
 def _all_metadata(store) -> tuple[list[str], list[dict]]:
-    data = store._collection.get(include=["metadatas"])
+    data = store.get(include=["metadatas"])
     return data["ids"], data["metadatas"]
 
 
@@ -244,7 +268,7 @@ def prune_missing(store, records) -> int:
 
 def reconcile(store, records) -> None:
     """Make Chroma and the record manager agree after an interrupted run."""
-    in_store = set(store._collection.get(include=[])["ids"])
+    in_store = set(store.get(include=[])["ids"])
     recorded = set(records.list_keys())
     orphans = sorted(in_store - recorded)
     if orphans:
@@ -266,6 +290,26 @@ def mark_changed(settings: Settings) -> None:
     """Touch the index stamp that readers use to notice an ingest."""
     stamp = settings.home / f"{settings.collection_name}.stamp"
     stamp.write_text(str(time.time_ns()))
+
+
+def needs_bundled_ingest(settings: Settings) -> bool:
+    """Whether the index is empty, or holds the bundled collection older than the bundled file."""
+    documents = list_documents(settings)
+    if not documents:
+        return True
+    stamp = settings.home / f"{settings.collection_name}.stamp"
+    bundled_indexed = any(d["source"] == str(BUNDLED_COLLECTION.resolve()) for d in documents)
+    stale = not stamp.exists() or stamp.stat().st_mtime < BUNDLED_COLLECTION.stat().st_mtime
+    return bundled_indexed and stale
+
+
+def ensure_index(
+    settings: Settings, embedder=None, on_progress: Callable[[int, int, str], None] | None = None
+) -> IngestReport | None:
+    """Ingest the bundled collection when ``needs_bundled_ingest``; the run's report, or None."""
+    if not needs_bundled_ingest(settings):
+        return None
+    return ingest(None, settings, on_progress=on_progress, embedder=embedder)
 
 
 def list_documents(settings: Settings) -> list[dict]:
@@ -305,14 +349,15 @@ def remove_documents(settings: Settings, sources: list[str], embedder=None) -> i
 
     with storage_errors(settings), ingest_lock(settings):
         embedder = embedder or load_embedder(settings)
-        store = vector_store(settings, embedder)
+        client = chroma_client(settings)
+        store = vector_store(settings, embedder, client)
         records = record_manager(settings)
-        data = store._collection.get(where={"source": {"$in": list(sources)}}, include=[])
+        data = store.get(where={"source": {"$in": list(sources)}}, include=[])
         if data["ids"]:
             store.delete(data["ids"])
         records.delete_keys(records.list_keys(group_ids=list(sources)))
         collect_garbage(store, DocumentStore(settings))
-        prune_cache(cached_embedder(settings, embedder), _live_texts(settings, store))
+        prune_cache(cached_embedder(settings, embedder), _live_texts(settings, client))
         mark_changed(settings)
         return len(data["ids"])
 

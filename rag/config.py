@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass
@@ -48,6 +49,8 @@ class Settings:
     ui_concurrency: int = 4
     ui_queue_size: int = 64
     max_file_mb: int = 20
+    ui_port: int = 7860
+    ui_auth: str | None = None  # "user:password"
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser()
@@ -89,6 +92,8 @@ class Settings:
             ui_concurrency=_env_int("UI_CONCURRENCY", 4),
             ui_queue_size=_env_int("UI_QUEUE_SIZE", 64),
             max_file_mb=_env_int("MAX_FILE_MB", 20),
+            ui_port=_env_int("UI_PORT", 7860),
+            ui_auth=_env("UI_AUTH"),
         )
 
     @property
@@ -100,3 +105,13 @@ class Settings:
     def collection_name(self) -> str:
         """The Chroma collection: one per embedding model, so vectors of two models never mix."""
         return f"{self.collection}-{self.model_slug}"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only (127.0.0.1, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from rag.config import DEFAULT_EMBED_MODEL, Settings
@@ -17,8 +18,7 @@ BUNDLED_NAMES = {DEFAULT_EMBED_MODEL, "e5", "bundled", "intfloat/multilingual-e5
 class SentenceTransformerEmbedder(Embeddings):
     """A sentence-transformers model; queries and passages get the model's own prompts.
 
-    The model loads on first use, so constructing one is free.  ``on_batch`` is called
-    with the number of texts after each batch is embedded (progress bars use it).
+    The model loads on first use, so constructing one is free.
     """
 
     def __init__(
@@ -33,7 +33,6 @@ class SentenceTransformerEmbedder(Embeddings):
         self._model = None
         self._lock = threading.Lock()
         self._queries: dict[str, list[float]] = {}
-        self.on_batch: Callable[[int], None] | None = None
 
     def warm_up(self) -> None:
         """Load the model now instead of on the first call."""
@@ -83,8 +82,6 @@ class SentenceTransformerEmbedder(Embeddings):
                 .astype("float32")
                 .tolist()
             )
-            if self.on_batch:
-                self.on_batch(len(batch))
         return vectors
 
     def embed_query(self, text: str) -> list[float]:
@@ -106,6 +103,20 @@ class SentenceTransformerEmbedder(Embeddings):
         prompt_name = self._prompt(kind)
         prefix = self.model.prompts.get(prompt_name, "") if prompt_name else ""
         return len(self.model.tokenizer(prefix + text)["input_ids"])
+
+
+class SentenceSimilarity:
+    """Cosine similarity of a question to sentences; ``passages`` embeds (and may cache) the sentences."""
+
+    def __init__(self, embedder: Embeddings, passages: Embeddings | None = None) -> None:
+        self.embedder = embedder
+        self.passages = passages or embedder
+
+    def __call__(self, query: str, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros(0)
+        q = np.asarray(self.embedder.embed_query(query))
+        return np.asarray(self.passages.embed_documents(texts)) @ q
 
 
 def load_embedder(settings: Settings) -> SentenceTransformerEmbedder:

@@ -27,3 +27,11 @@ class IndexMissingError(RagError):
 
 class StorageFullError(RagError):
     """The disk holding the index has no room left for a write."""
+
+
+class LLMUnavailable(RagError):
+    """The LLM gave no checked answer: its server failed, or nothing it wrote could be verified."""
+
+    def __init__(self, message: str, *, unverifiable: bool = False) -> None:
+        super().__init__(message)
+        self.unverifiable = unverifiable

@@ -4,18 +4,20 @@ The model sees numbered passages and must mark each sentence with the passages i
 on.  Nothing it writes is trusted: every sentence must be supported by a passage it cites
 (its words are found in that passage), each citation quotes the passage's best-matching
 sentence verbatim, unsupported sentences are removed, and a reply that cites nothing
-falls back to the extractive answer.
+is refused (``LLMUnavailable``), so the assistant quotes the sources instead.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 
-from rag.answer import Candidate, ExtractiveAnswerer, not_found_text
+from rag.answering import Answerer, Pieces
 from rag.config import Settings
-from rag.text import has_cjk, sentence_spans
-from rag.types import Answer, Citation, Hit
+from rag.errors import LLMUnavailable
+from rag.question import Question
+from rag.text import sentence_spans
+from rag.types import Answer, Citation, Hit, cite
 
 _MARKERS = re.compile(r"\s*\[(\d+(?:\s*[,，、]\s*\d+)*)\]")
 _NOT_FOUND = re.compile(
@@ -62,15 +64,20 @@ def support(claim: str, passage: str) -> float:
     return len(grams & _bigrams(passage)) / len(grams)
 
 
-class LLMAnswerer:
-    """Streams an LLM's answer, then verifies its markers against the passages."""
+class LLMAnswerer(Answerer):
+    """Streams an LLM's answer, then verifies its markers against the passages.
 
-    def __init__(self, chat_model, extractive: ExtractiveAnswerer) -> None:
+    Raises ``LLMUnavailable`` when the server fails or nothing of the reply can be verified;
+    the assistant then quotes the sources instead.
+    """
+
+    mode = "llm"
+
+    def __init__(self, chat_model) -> None:
         self.chat = chat_model
-        self.extractive = extractive
 
     @classmethod
-    def from_settings(cls, settings: Settings, extractive: ExtractiveAnswerer) -> LLMAnswerer:
+    def from_settings(cls, settings: Settings) -> LLMAnswerer:
         from langchain_openai import ChatOpenAI
 
         chat = ChatOpenAI(
@@ -82,89 +89,88 @@ class LLMAnswerer:
             timeout=120,
             max_retries=1,
         )
-        return cls(chat, extractive)
+        return cls(chat)
 
-    def stream(self, question: str, hits: list[Hit], history=None) -> Generator[str, None, Answer]:
+    def stream(self, question: Question, hits: list[Hit]) -> Pieces:
         """Yield the reply as it grows; return the verified ``Answer``."""
         if not hits:
-            return Answer(question=question, text=not_found_text(question), found=False, hits=hits, mode="llm")
+            return self.not_found(question, hits)
+        import openai
+
         reply = ""
-        for piece in self.chat.stream(build_messages(question, hits, history)):
-            reply += piece.content if isinstance(piece.content, str) else ""
-            yield reply
+        try:
+            for piece in self.chat.stream(build_messages(question.text, hits, question.history)):
+                reply += piece.content if isinstance(piece.content, str) else ""
+                yield reply
+        except (openai.OpenAIError, ConnectionError, TimeoutError) as e:
+            raise LLMUnavailable(f"the LLM server failed ({e.__class__.__name__})") from e
         return self.verify(question, reply, hits)
 
-    def verify(self, question: str, reply: str, hits: list[Hit]) -> Answer:
+    def verify(self, question: Question, reply: str, hits: list[Hit]) -> Answer:
         """Keep the sentences a cited passage supports; quote that passage verbatim for each."""
+        citations = _Citations()
         kept: list[tuple[str, list[int]]] = []
         dropped = 0
-        citations: list[Citation] = []
-        by_place: dict[tuple[str, int], int] = {}
         for start, end in sentence_spans(reply):
             sentence = reply[start:end]
             cited = [int(n) for group in _MARKERS.findall(sentence) for n in re.split(r"[,，、\s]+", group) if n]
             claim = _MARKERS.sub("", sentence).strip()
             if not claim:
                 continue
-            numbers: list[int] = []
-            for n in dict.fromkeys(cited):
-                if not 1 <= n <= len(hits) or support(claim, hits[n - 1].text) < MIN_SUPPORT:
-                    continue
-                quote = self._best_sentence(claim, hits[n - 1])
-                key = (quote.hit.chunk.doc_hash, quote.start)
-                if key not in by_place:
-                    by_place[key] = len(citations) + 1
-                    chunk = quote.hit.chunk
-                    citations.append(
-                        Citation(
-                            n=by_place[key],
-                            source=chunk.source,
-                            title=chunk.title,
-                            quote=quote.text,
-                            start=quote.start,
-                            end=quote.end,
-                            score=round(support(claim, quote.text), 4),
-                            interviewee=chunk.interviewee,
-                            article=chunk.article,
-                            paragraph=chunk.para_start,
-                            doc_hash=chunk.doc_hash,
-                            chunk_id=chunk.id,
-                        )
-                    )
-                numbers.append(by_place[key])
+            numbers = [
+                citations.add(claim, hits[n - 1])
+                for n in dict.fromkeys(cited)
+                if 1 <= n <= len(hits) and support(claim, hits[n - 1].text) >= MIN_SUPPORT
+            ]
             if numbers:
                 kept.append((claim, numbers))
             elif not (_NOT_FOUND.search(claim) and not cited):
                 dropped += 1
         if not kept:
             if _NOT_FOUND.search(reply) and not _MARKERS.search(reply):
-                return Answer(question=question, text=not_found_text(question), found=False, hits=hits, mode="llm")
-            fallback = self.extractive.answer(question, hits)
-            fallback.notice = _say(
-                question,
-                "模型的回答无法在资料中核实，改为直接引用原文。",
-                "The model's reply could not be verified; quoting the sources instead.",
-            )
-            return fallback
+                return self.not_found(question, hits)
+            raise LLMUnavailable("the model's reply could not be verified", unverifiable=True)
         text = "".join(f"{claim}{''.join(f'[{n}]' for n in numbers)}" for claim, numbers in kept)
         notice = ""
         if dropped:
-            notice = _say(
-                question, f"已删除 {dropped} 句无法在资料中核实的内容。", f"{dropped} unverifiable sentence(s) removed."
+            notice = question.reply(
+                f"已删除 {dropped} 句无法在资料中核实的内容。", f"{dropped} unverifiable sentence(s) removed."
             )
         return Answer(
-            question=question, text=text, found=True, citations=citations, hits=hits, notice=notice, mode="llm"
+            question=question.text,
+            text=text,
+            found=True,
+            citations=citations.made,
+            hits=hits,
+            notice=notice,
+            mode=self.mode,
         )
 
-    def _best_sentence(self, claim: str, hit: Hit) -> Candidate:
-        best = None
-        for start, end in sentence_spans(hit.text, hit.chunk.start):
-            text = hit.text[start - hit.chunk.start : end - hit.chunk.start]
-            score = support(claim, text) + 0.01 * support(text, claim)
-            if best is None or score > best.score:
-                best = Candidate(hit=hit, start=start, end=end, text=text, rank=0, score=score)
-        return best
+
+class _Citations:
+    """The citations of a reply: one per quoted sentence, numbered in the order first cited."""
+
+    def __init__(self) -> None:
+        self.made: list[Citation] = []
+        self._numbers: dict[tuple[str, int], int] = {}
+
+    def add(self, claim: str, hit: Hit) -> int:
+        """The number of the citation quoting ``hit``'s sentence closest to ``claim``."""
+        start, end = best_sentence(claim, hit)
+        key = (hit.chunk.doc_hash, start)
+        if key not in self._numbers:
+            self._numbers[key] = len(self.made) + 1
+            quote = hit.text[start - hit.chunk.start : end - hit.chunk.start]
+            self.made.append(cite(self._numbers[key], hit, start, end, support(claim, quote)))
+        return self._numbers[key]
 
 
-def _say(question: str, zh: str, en: str) -> str:
-    return zh if has_cjk(question) or not re.search(r"[A-Za-z]", question) else en
+def best_sentence(claim: str, hit: Hit) -> tuple[int, int]:
+    """(start, end) of the sentence of ``hit`` that ``claim`` rests on most."""
+    best, best_score = None, -1.0
+    for start, end in sentence_spans(hit.text, hit.chunk.start):
+        text = hit.text[start - hit.chunk.start : end - hit.chunk.start]
+        score = support(claim, text) + 0.01 * support(text, claim)
+        if score > best_score:
+            best, best_score = (start, end), score
+    return best

@@ -8,18 +8,17 @@ can never disagree about which chunks exist.
 from __future__ import annotations
 
 import math
-import re
 import threading
 from dataclasses import dataclass
 
-import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
 from rag.config import Settings
-from rag.store import cached_embedder, chroma_client, vector_store
-from rag.text import key_terms, tokenize
+from rag.store import chroma_client, vector_store
+from rag.terms import Weights, term_coverage, term_weights
+from rag.text import tokenize
 from rag.types import Chunk, Hit
 
 RRF_K = 60
@@ -32,19 +31,6 @@ LEXICAL_WEIGHT = 1.0
 # Measured with equal side weights: hit@1 0.865 -> 0.900 on 400 CMRC questions and
 # 0.696 -> 0.913 on the seed dev set, hit@5 unchanged or better (docs/benchmarks.md).
 COVERAGE_WEIGHT = 0.02
-QUOTED = re.compile(r"[“「『\"]([^”」』\"]{1,20})[”」』\"]")
-
-
-def term_coverage(weights: dict[str, tuple[float, list[str]]], text: str) -> float:
-    """Weighted share of the question's terms found in ``text`` (lower-cased)."""
-    total = sum(w for w, _ in weights.values()) or 1.0
-    found = 0.0
-    for term, (weight, parts) in weights.items():
-        if term in text:
-            found += weight
-        elif parts:
-            found += 0.7 * weight * sum(1 for p in parts if p in text) / len(parts)
-    return found / total
 
 
 @dataclass
@@ -56,6 +42,11 @@ class _LexicalIndex:
     idf: dict[str, float]
     key: tuple
 
+    def idf_of(self, token: str) -> float:
+        """Inverse document frequency of ``token`` among chunks; unseen tokens weigh most."""
+        n = max(1, len(self.chunks))
+        return self.idf.get(token, math.log(1 + (n + 0.5) / 0.5))
+
 
 class HybridRetriever:
     """Dense + BM25 retrieval over one collection."""
@@ -65,10 +56,9 @@ class HybridRetriever:
         self.embedder = embedder
         self._client = None
         self._store = None
+        self._chroma = None
         self._lexical: _LexicalIndex | None = None
         self._lock = threading.Lock()
-        # Sentence vectors (cross-lingual questions) are kept on disk between questions.
-        self.passages = cached_embedder(settings, embedder, sentences=True)
         self.dense_weight = DENSE_WEIGHT
         self.lexical_weight = LEXICAL_WEIGHT
         self.coverage_weight = COVERAGE_WEIGHT
@@ -81,7 +71,15 @@ class HybridRetriever:
         return self._store
 
     def _collection(self):
-        return self.store._collection
+        """The Chroma collection itself, for what LangChain's store does not offer (counting)."""
+        if self._chroma is None:
+            self.store  # noqa: B018 -- creates the collection with our settings when it is new
+            self._chroma = self._client.get_collection(self.settings.collection_name)
+        return self._chroma
+
+    def count(self) -> int:
+        """How many chunks the collection holds."""
+        return self._collection().count()
 
     def _stamp(self) -> tuple:
         stamp = self.settings.home / f"{self.settings.collection_name}.stamp"
@@ -89,7 +87,7 @@ class HybridRetriever:
             marker = stamp.read_text()
         except OSError:
             marker = ""
-        return (marker, self._collection().count())
+        return (marker, self.count())
 
     def lexical(self) -> _LexicalIndex:
         """The BM25 side, rebuilt when the collection changed since it was built."""
@@ -97,7 +95,7 @@ class HybridRetriever:
         with self._lock:
             if self._lexical is not None and self._lexical.key == key:
                 return self._lexical
-            data = self._collection().get(include=["documents", "metadatas"])
+            data = self.store.get(include=["documents", "metadatas"])
             chunks = [Chunk.from_metadata(t, m) for t, m in zip(data["documents"], data["metadatas"])]
             tokens = [tokenize(c.indexed_text) for c in chunks]
             bm25 = None
@@ -115,26 +113,13 @@ class HybridRetriever:
             self._lexical = _LexicalIndex(data["ids"], chunks, tokens, bm25, idf, key)
             return self._lexical
 
-    def idf(self, token: str, lex: _LexicalIndex | None = None) -> float:
-        """Inverse document frequency of ``token`` among chunks; unseen tokens weigh most."""
-        lex = lex or self.lexical()
-        n = max(1, len(lex.chunks))
-        return lex.idf.get(token, math.log(1 + (n + 0.5) / 0.5))
-
-    def term_weights(self, question: str) -> dict[str, tuple[float, list[str]]]:
-        """Question terms with their weights (IDF; a single character counts less, a quoted
-        phrase most) and their parts, which earn partial credit when the whole is missing."""
-        terms = key_terms(question)
-        lex = self.lexical()  # once: each call checks the index stamp
-        weights = {t: (self.idf(t, lex) * (0.3 if len(t) == 1 else 1.0), parts) for t, parts in terms.items()}
-        heaviest = max((w for w, _ in weights.values()), default=1.0)
-        for phrase in QUOTED.findall(question):
-            weights[phrase.lower()] = (2 * heaviest, [])
-        return weights
+    def term_weights(self, text: str) -> Weights:
+        """The weighted terms of ``text``, with inverse document frequencies from this collection."""
+        return term_weights(text, self.lexical().idf_of)
 
     def dense(self, query: str, k: int) -> list[tuple[Chunk, float]]:
         """Top ``k`` chunks by cosine similarity to ``query``."""
-        if self._collection().count() == 0:
+        if self.count() == 0:
             return []
         results = self.store.similarity_search_with_score(query, k=k)
         return [(Chunk.from_metadata(d.page_content, d.metadata), 1.0 - float(dist)) for d, dist in results]
@@ -149,13 +134,21 @@ class HybridRetriever:
         docs, scores = lex.bm25.retrieve([q], k=k, show_progress=False)
         return [(lex.chunks[int(i)], float(s)) for i, s in zip(docs[0], scores[0]) if s > 0]
 
-    def retrieve(self, query: str, k: int = 5, candidates: int | None = None, boost: dict | None = None) -> list[Hit]:
+    def near(self, text: str) -> dict[tuple[str, int], float]:
+        """An extra RRF-like weight for the articles of the three chunks BM25 finds for ``text``."""
+        boost: dict[tuple[str, int], float] = {}
+        for rank, (chunk, _) in enumerate(self.bm25(text, 3)):
+            boost.setdefault((chunk.source, chunk.article), 1.0 / (RRF_K + rank + 1))
+        return boost
+
+    def retrieve(self, query: str, k: int = 5, candidates: int | None = None, near: str | None = None) -> list[Hit]:
         """The ``k`` best chunks for ``query`` by reciprocal rank fusion of both sides.
 
-        ``boost`` maps (source, article) to an extra RRF-like weight, used to keep a
-        follow-up question near the article the conversation is about.
+        ``near``: text whose articles are preferred (a follow-up stays near the article
+        the conversation is about).
         """
         n = candidates or max(20, 4 * k)
+        boost = self.near(near) if near else {}
         dense = self.dense(query, n)
         lexical = self.bm25(query, n)
         fused: dict[str, dict] = {}
@@ -185,14 +178,6 @@ class HybridRetriever:
             )
             for e in ranked
         ]
-
-    def similarity(self, query: str, texts: list[str]) -> np.ndarray:
-        """Cosine similarity of ``query`` to each of ``texts`` (embedded as passages)."""
-        if not texts:
-            return np.zeros(0)
-        q = np.asarray(self.embedder.embed_query(query))
-        p = np.asarray(self.passages.embed_documents(texts))
-        return p @ q
 
 
 class InterviewRetriever(BaseRetriever):

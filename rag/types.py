@@ -67,6 +67,9 @@ class Chunk:
     role: str
     speaker: str = ""
     index: int = 0  # position of the chunk within its document
+    # (number, start) of each paragraph the chunk holds, so a quote's paragraph is known
+    # from the chunk alone; empty for chunks stored before paragraphs were recorded.
+    paragraphs: tuple[tuple[int, int], ...] = ()
 
     @property
     def header(self) -> str:
@@ -85,6 +88,14 @@ class Chunk:
         key = f"{self.doc_hash}:{self.start}:{self.end}:{self.text}"
         return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
+    def paragraph_at(self, offset: int) -> int:
+        """The number of the paragraph holding document offset ``offset`` (within this chunk)."""
+        if self.paragraphs:
+            return max((n for n, start in self.paragraphs if start <= offset), default=self.para_start)
+        # Older chunks: the chunk's first paragraph plus the non-empty lines before the offset.
+        before = self.text[: offset - self.start].split("\n")[:-1]
+        return self.para_start + sum(1 for line in before if line.strip())
+
     def metadata(self) -> dict:
         """Flat metadata for the vector store (scalars only)."""
         return {
@@ -102,6 +113,7 @@ class Chunk:
             "chunk_index": self.index,
             "chunk_id": self.id,
             "header_len": len(self.header),
+            "paragraphs": ",".join(f"{n}:{start}" for n, start in self.paragraphs),
         }
 
     @classmethod
@@ -121,6 +133,10 @@ class Chunk:
             role=meta.get("role", "text"),
             speaker=meta.get("speaker", ""),
             index=int(meta.get("chunk_index", 0)),
+            paragraphs=tuple(
+                (int(n), int(start))
+                for n, start in (pair.split(":") for pair in str(meta.get("paragraphs") or "").split(",") if pair)
+            ),
         )
 
 
@@ -173,7 +189,26 @@ class Citation:
     chunk_id: str = ""
 
 
-@dataclass
+def cite(n: int, hit: Hit, start: int, end: int, score: float) -> Citation:
+    """Citation ``n``: the quote ``document_text[start:end]`` of ``hit``'s chunk, and where it stands."""
+    chunk = hit.chunk
+    return Citation(
+        n=n,
+        source=chunk.source,
+        title=chunk.title,
+        quote=chunk.text[start - chunk.start : end - chunk.start],
+        start=start,
+        end=end,
+        score=round(score, 4),
+        interviewee=chunk.interviewee,
+        article=chunk.article,
+        paragraph=chunk.paragraph_at(start),
+        doc_hash=chunk.doc_hash,
+        chunk_id=chunk.id,
+    )
+
+
+@dataclass(frozen=True)
 class Answer:
     """An answer with its citations; ``found`` is False when the collection holds no answer."""
 

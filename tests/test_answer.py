@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ingest.pipeline import ingest
-from rag.assistant import MAX_QUESTION_CHARS, Assistant, check_question
+from rag.assistant import Assistant
+from rag.question import MAX_QUESTION_CHARS, Question
 from rag.retrieval import InterviewRetriever
 from rag.store import DocumentStore
 from tests.conftest import CORPUS
@@ -28,10 +29,11 @@ def assert_citations_verbatim(answer, settings):
     "question",
     ["", "   ", "\n\t", "？？？！！", "😀😀", "……", None],
 )
-def test_nothing_to_ask_gets_a_helpful_reply(question):
-    _, _, refusal = check_question(question)
-    assert refusal is not None and not refusal.found
-    assert refusal.text and "Traceback" not in refusal.text
+def test_nothing_to_ask_gets_a_helpful_reply(assistant, question):
+    assert Question.parse(question).refusal
+    answer = assistant.ask(question)
+    assert not answer.found and answer.text == Question.parse(question).refusal
+    assert "Traceback" not in answer.text
 
 
 def test_long_questions_are_cut_with_a_notice(assistant):

@@ -86,7 +86,7 @@ def test_rag_chat_follows_up_in_the_terminal(assistant):
     }
     script = "审批时效提升了多少\n他们还推行了哪些并联办理的做法？\n/new\n开发区管委会主任毕业于哪所大学？\n"
     result = subprocess.run(
-        [sys.executable, "-m", "rag.cli", "chat"], input=script, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "ui.cli", "chat"], input=script, env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-2000:]
     first, follow_up, new, refused = result.stdout.strip().split("\n\n")

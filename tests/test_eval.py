@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from rag.evaluate import answer_correct, format_report, is_gold, load_questions, plot_hit_at_k, run
+from bench.evaluate import answer_correct, is_gold, load_questions, run
+from bench.report import format_report, plot_hit_at_k
 from tests.conftest import SEED_DEV
 
 pytestmark = pytest.mark.slow

@@ -84,7 +84,7 @@ def test_a_full_disk_stops_ingestion_with_one_line_and_the_next_run_completes_it
         home = small_disk / f"home{trial}"
         ballast = _fill(small_disk, leave_kb * 1024)
         result = subprocess.run(
-            [sys.executable, "-m", "rag.cli", "ingest", "--quiet"],
+            [sys.executable, "-m", "ui.cli", "ingest", "--quiet"],
             env={**env, "RAG_HOME": str(home)},
             capture_output=True,
             text=True,
@@ -314,7 +314,7 @@ def test_a_very_long_line_and_deeply_nested_docx(tmp_path, settings, e5):
 def test_hostile_uploads_through_the_page_are_refused_and_the_rest_indexed(tmp_path, settings, e5):
     from gradio_client import Client, handle_file
 
-    from ui.load import start_page
+    from bench.load import start_page
 
     ingest(None, settings, embedder=e5)
     files = tmp_path / "to-upload"

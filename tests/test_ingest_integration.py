@@ -56,7 +56,7 @@ def test_dense_search_finds_the_passage(settings, e5):
 def _run_ingest(folder: Path, home: Path, model_cache: Path) -> subprocess.Popen:
     env = {**os.environ, "RAG_HOME": str(home), "RAG_MODEL_CACHE": str(model_cache), "RAG_EMBED_BATCH_SIZE": "4"}
     return subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", "ingest", "--quiet", str(folder)],
+        [sys.executable, "-m", "ui.cli", "ingest", "--quiet", str(folder)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -126,7 +126,7 @@ def test_cli_reports_failures_and_exit_code(tmp_path, model_cache):
     (folder / "bad.txt").write_bytes(bytes(range(256)))
     env = {**os.environ, "RAG_HOME": str(tmp_path / "h"), "RAG_MODEL_CACHE": str(model_cache)}
     result = subprocess.run(
-        [sys.executable, "-m", "rag.cli", "ingest", str(folder)], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "ui.cli", "ingest", str(folder)], env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 1
     assert "1 read, 0 skipped, 1 failed" in result.stdout

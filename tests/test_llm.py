@@ -22,9 +22,7 @@ def make_assistant(settings, fake_embedder):
     ingest([CORPUS], settings, embedder=fake_embedder)
 
     def make(*replies):
-        assistant = Assistant(settings, embedder=fake_embedder)
-        assistant._llm = LLMAnswerer(fake_llm(*replies), assistant.extractive)
-        return assistant
+        return Assistant(settings, embedder=fake_embedder, llm=LLMAnswerer(fake_llm(*replies)))
 
     return make
 
@@ -40,11 +38,10 @@ def test_supported_sentences_keep_verified_citations(make_assistant, settings):
     hits = assistant.retrieve(question)
     n = next(i for i, h in enumerate(hits, 1) if "纸质申报材料" in h.text)
     reply = f"市住建局取消所有政务服务事项纸质申报材料收取[{n}]。 住建局还为每位市民免费发放了一台电脑[{n}]。"
-    assistant._llm = LLMAnswerer(fake_llm(reply), assistant.extractive)
-    streamed = list(assistant.ask_stream(question))
-    partials = [s for s in streamed if isinstance(s, str)]
-    assert len(partials) > 1  # the reply streamed in pieces
-    answer = streamed[-1]
+    assistant = make_assistant(reply)
+    stream = assistant.ask_stream(question)
+    assert len(list(stream)) > 1  # the reply streamed in pieces
+    answer = stream.answer()
     assert answer.found and answer.mode == "llm"
     assert "纸质申报材料" in answer.text and "电脑" not in answer.text
     assert "1" in answer.notice  # one sentence removed
@@ -75,9 +72,8 @@ def test_server_down_falls_back_with_a_notice(settings, fake_embedder):
     from langchain_openai import ChatOpenAI
 
     ingest([CORPUS], settings, embedder=fake_embedder)
-    assistant = Assistant(settings, embedder=fake_embedder)
     dead = ChatOpenAI(base_url="http://127.0.0.1:9/v1", model="x", api_key="x", max_retries=0, timeout=2)
-    assistant._llm = LLMAnswerer(dead, assistant.extractive)
+    assistant = Assistant(settings, embedder=fake_embedder, llm=LLMAnswerer(dead))
     answer = assistant.ask("师德方面建立了什么清单？")
     assert answer.found and "不可用" in answer.notice
 

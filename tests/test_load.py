@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from bench.load import DirectAsk, PageClients, conversations, measure, run_level, start_page
 from ingest.pipeline import ingest
 from rag.config import Settings
-from ui.load import DirectAsk, PageClients, conversations, measure, run_level, start_page
 
 pytestmark = pytest.mark.slow
 
@@ -58,14 +58,14 @@ def test_an_overload_is_refused_with_a_message_and_the_page_keeps_serving(indexe
 
 
 def test_the_load_script_drives_only_a_page_on_loopback():
-    from ui.load import main
+    from bench.load import main
 
     with pytest.raises(SystemExit, match="only drives a page on loopback"):
         main(["--paths", "ui", "--url", "http://192.168.1.5:7860/"])
 
 
 def test_percentiles_of_a_level():
-    from ui.load import Level
+    from bench.load import Level
 
     level = Level("ask", 1, latencies_ms=[float(i) for i in range(1, 101)])
     assert (level.percentile(50), level.percentile(95), level.percentile(99)) == (50.5, 95.05, 99.01)

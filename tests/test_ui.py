@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from rag.config import Settings
+from rag.answering import AnswerStream
+from rag.config import Settings, is_loopback
 from rag.errors import RagError
 from rag.types import Answer, Article, Chunk, Citation, Hit, Paragraph, ParsedDocument
-from ui.app import _is_loopback, build_app, main
+from ui.app import ChatPage, main
 from ui.render import answer_markdown, sources_html
 
 TEXT = "访谈标题\n“营商环境是生产力。”局长xxx说。\n##paidbegin##我们取消了纸质材料。审批时限压缩到x个工作日。"
@@ -39,8 +40,12 @@ class FakeAssistant:
         item = self.queue.pop(0)
         if isinstance(item, Exception):
             raise item
-        yield item.text[:3]
-        yield item
+
+        def pieces():
+            yield item.text[:3]
+            return item
+
+        return AnswerStream(pieces())
 
 
 def _answer() -> Answer:
@@ -77,15 +82,10 @@ def test_answers_are_escaped():
     assert "<script>" not in answer_markdown(answer)
 
 
-def _respond(app):
-    # the chat handler is the function behind the question box's submit event
-    return next(fn.fn for fn in app.fns.values() if getattr(fn.fn, "__name__", "") == "respond")
-
-
 def test_chat_streams_then_renders_and_keeps_history():
     assistant = FakeAssistant()
     assistant.queue += [_answer(), _answer()]
-    respond = _respond(build_app(assistant, collection=object()))
+    respond = ChatPage(assistant, collection=object()).respond
     steps = list(respond("纸质材料？", [], []))
     assert len(steps) == 2  # a partial answer, then the final one
     chat, turns, panel, box = steps[-1]
@@ -98,7 +98,7 @@ def test_chat_streams_then_renders_and_keeps_history():
 def test_errors_appear_in_the_page():
     assistant = FakeAssistant()
     assistant.queue += [RagError("the index is empty; run: rag ingest"), ConnectionError("LLM server down")]
-    respond = _respond(build_app(assistant, collection=object()))
+    respond = ChatPage(assistant, collection=object()).respond
     chat, _, panel, _ = list(respond("问题", [], []))[-1]
     assert "rag ingest" in chat[-1]["content"] and "rag ingest" in panel
     chat, _, panel, _ = list(respond("问题", [], []))[-1]
@@ -106,8 +106,8 @@ def test_errors_appear_in_the_page():
 
 
 def test_loopback_only_without_a_password(monkeypatch, capsys):
-    assert _is_loopback("127.0.0.1") and _is_loopback("localhost") and _is_loopback("::1")
-    assert not _is_loopback("0.0.0.0") and not _is_loopback("192.168.1.5")
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
     monkeypatch.delenv("RAG_UI_AUTH", raising=False)
     assert main(["--host", "0.0.0.0", "--port", "0"]) == 2
     assert "RAG_UI_AUTH" in capsys.readouterr().err

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import argparse
 import html
-import ipaddress
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from rag.config import is_loopback
 from rag.errors import RagError
-from rag.types import Answer
 from ui.render import CSS, answer_markdown, sources_html
 
 log = logging.getLogger(__name__)
@@ -25,6 +23,7 @@ EXAMPLES = [
     "哪几位受访者谈到了营商环境？",
     "What are the two major research topics completed by the provincial research base?",
 ]
+EMPTY_SOURCES = '<div class="src-meta">回答的出处会显示在这里。</div>'
 HEADERS = ["标题 title", "文件 file", "文章 articles", "片段 chunks", "索引时间 ingested"]
 
 
@@ -74,27 +73,32 @@ def _document_rows(collection: Collection) -> tuple[list[list], list[tuple[str, 
     return rows, choices
 
 
-def build_app(assistant, collection: Collection | None = None):
-    """The chat page over ``assistant`` (anything with ``ask_stream``, ``documents``, ``settings``, ``mode``)."""
-    import gradio as gr
+class ChatPage:
+    """The page's handlers over ``assistant`` and ``collection``; ``build()`` lays them out.
 
-    collection = collection or Collection(assistant.settings, getattr(assistant, "embedder", None))
+    ``assistant`` is anything with ``ask_stream``, ``documents``, ``settings`` and ``mode``.
+    """
 
-    def respond(message: str, chat: list, turns: list):
+    def __init__(self, assistant, collection: Collection | None = None) -> None:
+        self.assistant = assistant
+        self.collection = collection or Collection(assistant.settings, getattr(assistant, "embedder", None))
+
+    def respond(self, message: str, chat: list, turns: list):
+        """Stream the answer into the chat, then show it with its sources; remember the turn."""
+        import gradio as gr
+
         chat = [*chat, {"role": "user", "content": html.escape(message or "")}, {"role": "assistant", "content": "…"}]
-        answer: Answer | None = None
         try:
-            for item in assistant.ask_stream(message, history=turns):
-                if isinstance(item, Answer):
-                    answer = item
-                else:
-                    chat[-1]["content"] = html.escape(item)
-                    yield chat, turns, gr.update(), ""
+            stream = self.assistant.ask_stream(message, history=turns)
+            for text in stream:
+                chat[-1]["content"] = html.escape(text)
+                yield chat, turns, gr.update(), ""
+            answer = stream.answer()
         except RagError as e:
             chat[-1]["content"] = f"⚠️ {html.escape(str(e))}"
             yield chat, turns, f'<div class="src-none">{html.escape(str(e))}</div>', ""
             return
-        except Exception as e:  # an LLM server that went away, a full disk...: say so, keep serving
+        except Exception as e:  # a full disk, a failure nobody foresaw: say so, keep serving
             log.exception("answering failed")
             text = f"⚠️ 回答时出错（{e.__class__.__name__}）：{e}"
             chat[-1]["content"] = html.escape(text)
@@ -103,133 +107,143 @@ def build_app(assistant, collection: Collection | None = None):
         chat[-1]["content"] = answer_markdown(answer)
         if answer.found:
             turns = [*turns, (answer.question, answer.text)]
-        yield chat, turns, sources_html(answer, assistant.documents), ""
+        yield chat, turns, sources_html(answer, self.assistant.documents), ""
 
-    def refresh():
-        rows, choices = _document_rows(collection)
+    def refresh(self):
+        """The collection table and the removal choices, as they are now."""
+        import gradio as gr
+
+        rows, choices = _document_rows(self.collection)
         return gr.update(value=rows), gr.update(choices=choices, value=[])
 
-    def upload(files, progress=gr.Progress()):
+    def upload(self, files, progress=None):
+        """Store and index the uploaded files; a progress bar while it runs."""
         if not files:
-            rows, choices = _document_rows(collection)
-            return "请先选择文件。", gr.update(value=rows), gr.update(choices=choices)
+            return ("请先选择文件。", *self.refresh())
         uploads = [(Path(f), Path(getattr(f, "orig_name", None) or f).name) for f in files]
 
         def on_progress(done: int, total: int, label: str) -> None:
-            progress(done / total if total else 0.0, desc=f"索引 {Path(label).name}" if label else "索引")
+            if progress is not None:
+                progress(done / total if total else 0.0, desc=f"索引 {Path(label).name}" if label else "索引")
 
         try:
-            message = collection.add(uploads, on_progress)
+            message = self.collection.add(uploads, on_progress)
         except RagError as e:
             message = f"⚠️ {e}"
-        rows, choices = _document_rows(collection)
-        return message, gr.update(value=rows), gr.update(choices=choices, value=[])
+        return (message, *self.refresh())
 
-    def remove(sources):
+    def remove(self, sources):
+        """Remove the chosen files from the index."""
         if not sources:
             message = "请先选择要删除的文件。"
         else:
             try:
-                message = collection.remove(list(sources))
+                message = self.collection.remove(list(sources))
             except RagError as e:
                 message = f"⚠️ {e}"
-        rows, choices = _document_rows(collection)
-        return message, gr.update(value=rows), gr.update(choices=choices, value=[])
+        return (message, *self.refresh())
 
-    settings = assistant.settings
-    with gr.Blocks(title="访谈问答 · Interview Q&A") as app:
-        gr.Markdown(
-            "## 访谈问答 · Interview Q&A\n每句回答都引自原文，点击 [n] 查看出处。Every answer quotes the source; click [n] to see where."
-        )
-        turns = gr.State([])
-        with gr.Tab("问答 Chat"):
-            with gr.Row():
-                with gr.Column(scale=3):
-                    chatbot = gr.Chatbot(label="对话", height=520, sanitize_html=True, elem_id="chat")
-                    question = gr.Textbox(
-                        placeholder="输入问题，按回车 · Type a question and press Enter",
-                        show_label=False,
-                        elem_id="question",
-                    )
-                    with gr.Row():
-                        send = gr.Button("提问 Ask", variant="primary", elem_id="ask")
-                        clear = gr.Button("清空对话 Clear", elem_id="clear")
-                    gr.Examples(EXAMPLES, inputs=[question], label="示例问题 Examples")
-                with gr.Column(scale=2):
-                    gr.Markdown("### 出处 Sources")
-                    sources = gr.HTML('<div class="src-meta">回答的出处会显示在这里。</div>', elem_id="sources")
-        with gr.Tab("资料库 Collection"):
-            table = gr.Dataframe(headers=HEADERS, interactive=False, elem_id="documents")
-            files = gr.File(
-                label=f"上传 txt / md / docx / pdf（每个不超过 {settings.max_file_mb} MB）",
-                file_count="multiple",
-                file_types=[".txt", ".md", ".docx", ".pdf"],
-                elem_id="upload",
-            )
-            with gr.Row():
-                add = gr.Button("上传并索引 Upload and index", variant="primary", elem_id="add")
-                refresh_button = gr.Button("刷新 Refresh")
-            chosen = gr.Dropdown(label="选择要删除的文件 Files to remove", multiselect=True, choices=[])
-            drop = gr.Button("删除 Remove", variant="stop")
-            status = gr.Markdown(elem_id="collection-status")
-        with gr.Tab("设置 Settings"):
+    def build(self):
+        """The page as ``gr.Blocks``, queue limits set."""
+        import gradio as gr
+
+        settings = self.assistant.settings
+        with gr.Blocks(title="访谈问答 · Interview Q&A") as app:
             gr.Markdown(
-                f"- 向量模型 Embedding model: `{settings.embed_model}`\n"
-                f"- 回答方式 Answer mode: `{assistant.mode}`\n"
-                f"- 索引位置 Index: `{settings.home}` (collection `{settings.collection_name}`"
-                + (f" on Chroma server {settings.chroma_host}:{settings.chroma_port})" if settings.chroma_host else ")")
-                + f"\n- 片段 Chunks: {settings.chunk_size} characters, {settings.chunk_overlap} sentence overlap; top-k {settings.top_k}"
+                "## 访谈问答 · Interview Q&A\n每句回答都引自原文，点击 [n] 查看出处。Every answer quotes the source; click [n] to see where."
             )
+            turns = gr.State([])
+            with gr.Tab("问答 Chat"):
+                chatbot, question, send, clear, sources = self._chat_tab(gr)
+            with gr.Tab("资料库 Collection"):
+                table, files, add, refresh_button, chosen, drop, status = self._collection_tab(gr, settings)
+            with gr.Tab("设置 Settings"):
+                gr.Markdown(_settings_text(settings, self.assistant.mode))
 
-        # Every answer, from Enter or the button, shares one pool of ``ui_concurrency`` workers;
-        # a conversation's turns live in its own session State, never in a shared variable.
-        answering = {"concurrency_id": "answer", "concurrency_limit": settings.ui_concurrency}
-        outputs = [chatbot, turns, sources, question]
-        question.submit(respond, [question, chatbot, turns], outputs, api_name="ask", **answering)
-        send.click(respond, [question, chatbot, turns], outputs, api_visibility="private", **answering)
-        clear.click(
-            lambda: ([], [], '<div class="src-meta">回答的出处会显示在这里。</div>', ""),
-            None,
-            outputs,
-            api_visibility="private",
+            # Every answer, from Enter or the button, shares one pool of ``ui_concurrency`` workers;
+            # a conversation's turns live in its own session State, never in a shared variable.
+            answering = {"concurrency_id": "answer", "concurrency_limit": settings.ui_concurrency}
+            outputs = [chatbot, turns, sources, question]
+            question.submit(self.respond, [question, chatbot, turns], outputs, api_name="ask", **answering)
+            send.click(self.respond, [question, chatbot, turns], outputs, api_visibility="private", **answering)
+            clear.click(
+                lambda: ([], [], EMPTY_SOURCES, ""),
+                None,
+                outputs,
+                api_visibility="private",
+            )
+            # Changes to the collection run one at a time (ingestion also holds a lock on RAG_HOME).
+            writing = {"concurrency_id": "collection", "concurrency_limit": 1}
+            add.click(_upload_with_progress(self), [files], [status, table, chosen], api_name="upload", **writing)
+            drop.click(self.remove, [chosen], [status, table, chosen], api_name="remove", **writing)
+            refresh_button.click(self.refresh, None, [table, chosen], api_name="documents")
+            app.load(self.refresh, None, [table, chosen], api_visibility="private")
+        # Beyond ``ui_queue_size`` waiting requests, a new one is refused at once with Gradio's
+        # "queue is full" message instead of piling up; the process and other sessions carry on.
+        app.queue(max_size=settings.ui_queue_size, default_concurrency_limit=settings.ui_concurrency)
+        return app
+
+    @staticmethod
+    def _chat_tab(gr):
+        with gr.Row():
+            with gr.Column(scale=3):
+                chatbot = gr.Chatbot(label="对话", height=520, sanitize_html=True, elem_id="chat")
+                question = gr.Textbox(
+                    placeholder="输入问题，按回车 · Type a question and press Enter",
+                    show_label=False,
+                    elem_id="question",
+                )
+                with gr.Row():
+                    send = gr.Button("提问 Ask", variant="primary", elem_id="ask")
+                    clear = gr.Button("清空对话 Clear", elem_id="clear")
+                gr.Examples(EXAMPLES, inputs=[question], label="示例问题 Examples")
+            with gr.Column(scale=2):
+                gr.Markdown("### 出处 Sources")
+                sources = gr.HTML(EMPTY_SOURCES, elem_id="sources")
+        return chatbot, question, send, clear, sources
+
+    @staticmethod
+    def _collection_tab(gr, settings):
+        table = gr.Dataframe(headers=HEADERS, interactive=False, elem_id="documents")
+        files = gr.File(
+            label=f"上传 txt / md / docx / pdf（每个不超过 {settings.max_file_mb} MB）",
+            file_count="multiple",
+            file_types=[".txt", ".md", ".docx", ".pdf"],
+            elem_id="upload",
         )
-        # Changes to the collection run one at a time (ingestion also holds a lock on RAG_HOME).
-        writing = {"concurrency_id": "collection", "concurrency_limit": 1}
-        add.click(upload, [files], [status, table, chosen], api_name="upload", **writing)
-        drop.click(remove, [chosen], [status, table, chosen], api_name="remove", **writing)
-        refresh_button.click(refresh, None, [table, chosen], api_name="documents")
-        app.load(refresh, None, [table, chosen], api_visibility="private")
-    # Beyond ``ui_queue_size`` waiting requests, a new one is refused at once with Gradio's
-    # "queue is full" message instead of piling up; the process and other sessions carry on.
-    app.queue(max_size=settings.ui_queue_size, default_concurrency_limit=settings.ui_concurrency)
-    return app
+        with gr.Row():
+            add = gr.Button("上传并索引 Upload and index", variant="primary", elem_id="add")
+            refresh_button = gr.Button("刷新 Refresh")
+        chosen = gr.Dropdown(label="选择要删除的文件 Files to remove", multiselect=True, choices=[])
+        drop = gr.Button("删除 Remove", variant="stop")
+        status = gr.Markdown(elem_id="collection-status")
+        return table, files, add, refresh_button, chosen, drop, status
 
 
-def ensure_index(settings, embedder=None, log_to=sys.stderr) -> None:
-    """Ingest the bundled collection when the index is empty or older than the bundled file."""
-    from tqdm import tqdm
+def _upload_with_progress(page: ChatPage):
+    """``page.upload`` with the progress tracker Gradio fills in (declared as a default argument)."""
+    import gradio as gr
 
-    from ingest.pipeline import BUNDLED_COLLECTION, ingest, list_documents
+    def upload(files, progress=gr.Progress()):
+        return page.upload(files, progress)
 
-    documents = list_documents(settings)
-    if documents:
-        stamp = settings.home / f"{settings.collection_name}.stamp"
-        bundled_indexed = any(d["source"] == str(BUNDLED_COLLECTION.resolve()) for d in documents)
-        stale = not stamp.exists() or stamp.stat().st_mtime < BUNDLED_COLLECTION.stat().st_mtime
-        if not (bundled_indexed and stale):
-            return
-    print(f"Indexing the bundled collection into {settings.home} …", file=log_to)
-    bar = tqdm(total=0, unit="chunk", desc="ingest", file=log_to)
+    return upload
 
-    def on_progress(done: int, total: int, label: str) -> None:
-        bar.total, bar.n = total, done
-        bar.refresh()
 
-    try:
-        report = ingest(None, settings, on_progress=on_progress, embedder=embedder)
-    finally:
-        bar.close()
-    print(f"{report.added} chunks added in {report.seconds:.1f} s.", file=log_to)
+def _settings_text(settings, mode: str) -> str:
+    where = f" on Chroma server {settings.chroma_host}:{settings.chroma_port})" if settings.chroma_host else ")"
+    return (
+        f"- 向量模型 Embedding model: `{settings.embed_model}`\n"
+        f"- 回答方式 Answer mode: `{mode}`\n"
+        f"- 索引位置 Index: `{settings.home}` (collection `{settings.collection_name}`{where}\n"
+        f"- 片段 Chunks: {settings.chunk_size} characters, {settings.chunk_overlap} sentence overlap; "
+        f"top-k {settings.top_k}"
+    )
+
+
+def build_app(assistant, collection: Collection | None = None):
+    """The chat page over ``assistant`` (see ``ChatPage``)."""
+    return ChatPage(assistant, collection).build()
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -243,58 +257,75 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def _start_checks(host: str, port: int, auth: str | None) -> str | None:
+    """Why the page must not start on ``host``:``port`` (one line), or None."""
+    if not is_loopback(host) and not (auth and ":" in auth):
+        return (
+            f"refusing to listen on {host} without a password; set RAG_UI_AUTH=user:password "
+            "(or use the default 127.0.0.1)"
+        )
+    if port and not _port_free(host, port):
+        return f"port {port} on {host} is in use (another rag ui?); pass --port N or set RAG_UI_PORT"
+    return None
+
+
+def _ready_assistant(settings):
+    """The assistant, with the bundled collection indexed first when the index needs it."""
+    from tqdm import tqdm
+
+    from ingest.pipeline import ensure_index, needs_bundled_ingest
+    from rag.assistant import Assistant
+
+    assistant = Assistant(settings)
+    if needs_bundled_ingest(settings):
+        print(f"Indexing the bundled collection into {settings.home} …", file=sys.stderr)
+        with tqdm(total=0, unit="chunk", desc="ingest", file=sys.stderr) as bar:
+
+            def on_progress(done: int, total: int, label: str) -> None:
+                bar.total, bar.n = total, done
+                bar.refresh()
+
+            report = ensure_index(settings, assistant.embedder, on_progress)
+        if report is not None:
+            print(f"{report.added} chunks added in {report.seconds:.1f} s.", file=sys.stderr)
+    assistant.warm_up()
+    return assistant
 
 
 def main(argv: list[str] | None = None) -> int:
     """Start the chat page (``rag ui`` and ``python -m ui``)."""
-    parser = argparse.ArgumentParser(prog="rag ui", description="Start the chat page.")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("RAG_UI_PORT", "7860")))
-    args = parser.parse_args(argv)
-
-    from rag.assistant import Assistant
     from rag.config import Settings
 
-    auth = os.environ.get("RAG_UI_AUTH")
-    if not _is_loopback(args.host):
-        if not auth or ":" not in auth:
-            print(
-                f"error: refusing to listen on {args.host} without a password; set RAG_UI_AUTH=user:password "
-                "(or use the default 127.0.0.1)",
-                file=sys.stderr,
-            )
-            return 2
+    try:
+        settings = Settings.from_env()
+    except RagError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    parser = argparse.ArgumentParser(prog="rag ui", description="Start the chat page.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=settings.ui_port, help="port (default RAG_UI_PORT or 7860)")
+    args = parser.parse_args(argv)
+
+    problem = _start_checks(args.host, args.port, settings.ui_auth)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    if not is_loopback(args.host):
         print(
             f"warning: listening on {args.host}: anyone who can reach it and knows RAG_UI_AUTH can use it",
             file=sys.stderr,
         )
-    if args.port and not _port_free(args.host, args.port):
-        print(
-            f"error: port {args.port} on {args.host} is in use (another rag ui?); pass --port N or set RAG_UI_PORT",
-            file=sys.stderr,
-        )
-        return 2
     try:
-        settings = Settings.from_env()
-        assistant = Assistant(settings)
-        ensure_index(settings, assistant.embedder)
-        assistant.warm_up()
+        assistant = _ready_assistant(settings)
     except RagError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     app = build_app(assistant)
-    credentials = tuple(auth.split(":", 1)) if auth and ":" in auth else None
+    auth = settings.ui_auth
     app.launch(
         server_name=args.host,
         server_port=args.port,
-        auth=credentials,
+        auth=tuple(auth.split(":", 1)) if auth and ":" in auth else None,
         css=CSS,
         max_file_size=f"{settings.max_file_mb}mb",
         show_error=False,

@@ -110,7 +110,7 @@ def sources_html(answer: Answer, documents) -> str:
             continue
         article = doc.articles[c.article - 1] if 0 < c.article <= len(doc.articles) else None
         paragraphs = article.paragraphs if article else ()
-        paragraph = next((p for p in paragraphs if p.start <= c.start < p.end), None)
+        paragraph = next((p for p in paragraphs if p.number == c.paragraph), None)
         p_start, p_end = (paragraph.start, paragraph.end) if paragraph else (c.start, c.end)
         cards.append(citation_card(c, doc.text[p_start:p_end], p_start, article_html(doc.text, paragraphs, c)))
     return "".join(cards) or '<div class="src-meta">没有引文。</div>'

@@ -1,4 +1,4 @@
-"""``python -m ingest.bench``: ingestion timings of the bundled collection, each in a fresh process.
+"""``python -m bench.ingest``: ingestion timings of the bundled collection, each in a fresh process.
 
 Cold start: a new RAG_HOME and an empty model cache (the model is converted, then loaded).
 Warm model: a new RAG_HOME, the converted model already cached.  Re-ingest: the same
@@ -21,25 +21,25 @@ from pathlib import Path
 def _run(home: Path, cache: Path) -> tuple[float, float]:
     env = {**os.environ, "RAG_HOME": str(home), "RAG_MODEL_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
     began = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "rag.cli", "ingest", "--quiet"], env=env, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "ui.cli", "ingest", "--quiet"], env=env, check=True, capture_output=True)
     seconds = time.perf_counter() - began
     return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
-_LARGE = """
-import resource, sys, time
-from pathlib import Path
-from ingest.chunk import chunk_document
-from ingest.parse import parse_file
-path = Path(sys.argv[1])
-began = time.perf_counter()
-doc = parse_file(path, max_bytes=path.stat().st_size + 1)
-parsed = time.perf_counter()
-chunks = chunk_document(doc)
-done = time.perf_counter()
-print(f"| {path.stat().st_size / 2**20:.1f} MB | {parsed - began:.1f} | {done - parsed:.1f} | {len(chunks):,} "
-      f"| {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} |")
-"""
+def chunk_timings(path: Path) -> str:
+    """Read and chunk ``path``; one Markdown row of seconds, chunks and peak memory (run in a fresh process)."""
+    from ingest.chunk import chunk_document
+    from ingest.parse import parse_file
+
+    began = time.perf_counter()
+    doc = parse_file(path, max_bytes=path.stat().st_size + 1)
+    parsed = time.perf_counter()
+    chunks = chunk_document(doc)
+    done = time.perf_counter()
+    return (
+        f"| {path.stat().st_size / 2**20:.1f} MB | {parsed - began:.1f} | {done - parsed:.1f} | {len(chunks):,} "
+        f"| {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} |"
+    )
 
 
 def large(megabytes: float) -> int:
@@ -52,13 +52,16 @@ def large(megabytes: float) -> int:
         path.write_text(unit * copies, encoding="utf-8")
         print("| file | parse s | chunk s | chunks | peak memory (MB) |")
         print("|---|---|---|---|---|")
-        subprocess.run([sys.executable, "-c", _LARGE, str(path)], check=True)
+        subprocess.run([sys.executable, "-m", "bench.ingest", "--chunk-only", str(path)], check=True)
     return 0
 
 
 def main() -> int:
     if len(sys.argv) == 3 and sys.argv[1] == "--large":
         return large(float(sys.argv[2]))
+    if len(sys.argv) == 3 and sys.argv[1] == "--chunk-only":  # the fresh process ``large`` starts
+        print(chunk_timings(Path(sys.argv[2])))
+        return 0
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
         tmp = Path(tmp)
         rows = [

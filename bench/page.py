@@ -1,4 +1,4 @@
-"""``python -m ui.bench``: time from starting the chat page to a usable page, and to answers.
+"""``python -m bench.page``: time from starting the chat page to a usable page, and to answers.
 
 Starts ``python -m ui`` on a fresh RAG_HOME (the converted model is reused from
 RAG_MODEL_CACHE when it is there), waits for the page, then asks through the page's own
@@ -7,14 +7,12 @@ Gradio API and times the first streamed update and the finished answer.
 
 from __future__ import annotations
 
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+
+from bench import server
 
 QUESTIONS = ["市住建局取消了哪些纸质申报材料？", "乡村教育要实现怎样的转变？", "师德方面建立了什么清单？"]
 
@@ -22,29 +20,14 @@ QUESTIONS = ["市住建局取消了哪些纸质申报材料？", "乡村教育�
 def main() -> int:
     from gradio_client import Client
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     with tempfile.TemporaryDirectory(prefix="rag-ui-bench-") as home:
-        env = {**os.environ, "RAG_HOME": home, "HF_HUB_OFFLINE": "1"}
         began = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ui", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}/"
         try:
-            while True:
-                try:
-                    urllib.request.urlopen(url, timeout=2)
-                    break
-                except OSError:
-                    if proc.poll() is not None or time.perf_counter() - began > 600:
-                        print("the page did not start", file=sys.stderr)
-                        return 1
-                    time.sleep(0.2)
+            proc, url = server.start_page(env={"RAG_HOME": home})
+        except server.ServerFailed as e:
+            print(f"the page did not start: {e}", file=sys.stderr)
+            return 1
+        try:
             ready = time.perf_counter() - began
             client = Client(url, verbose=False)
             firsts, totals = [], []

@@ -1,4 +1,4 @@
-"""``python -m ui.load``: how much load the chat page and ``ask()`` hold.
+"""``python -m bench.load``: how much load the chat page and ``ask()`` hold.
 
 Conversations made from the dev set are sent by 1, 4, 16 and 64 concurrent clients, each
 client a session of its own, through the page's Gradio API (``gradio_client``, the same
@@ -27,6 +27,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from bench import server
+from rag.config import is_loopback
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV_SET = ROOT / "tests" / "data" / "seed_dev.jsonl"
@@ -178,8 +181,8 @@ class DirectAsk:
     """``Assistant.ask`` in this process, with the history a session would keep."""
 
     def __init__(self) -> None:
+        from ingest.pipeline import ensure_index
         from rag.assistant import Assistant
-        from ui.app import ensure_index
 
         self.assistant = Assistant()
         ensure_index(self.assistant.settings, self.assistant.embedder)
@@ -199,39 +202,17 @@ class DirectAsk:
 
 
 def _check_loopback(url: str) -> None:
-    from ui.app import _is_loopback
-
     host = urllib.parse.urlparse(url).hostname or ""
-    if not _is_loopback(host):
+    if not is_loopback(host):
         raise SystemExit(f"error: the load script only drives a page on loopback, not {host!r}")
 
 
 def start_page(timeout: float = 600, env: dict | None = None) -> tuple[subprocess.Popen, str]:
-    """Start ``python -m ui`` on a free loopback port (it indexes the bundled collection if needed)."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ui", "--port", str(port)],
-        env={**os.environ, **(env or {}), "HF_HUB_OFFLINE": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    began = time.perf_counter()
-    while time.perf_counter() - began < timeout:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return proc, url
-        except OSError:
-            if proc.poll() is not None:
-                raise SystemExit(f"error: the page did not start: {proc.stderr.read()[-500:]}") from None
-            time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("error: the page did not start in time")
+    """Start the chat page on a free loopback port (it indexes the bundled collection if needed)."""
+    try:
+        return server.start_page(timeout, env)
+    except server.ServerFailed as e:
+        raise SystemExit(f"error: the page did not start: {e}") from None
 
 
 def measure(
@@ -257,7 +238,7 @@ def measure(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ui.load", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split("\n\n")[0])
     parser.add_argument("--levels", default="1,4,16,64", help="concurrent clients, comma-separated")
     parser.add_argument("--conversations", type=int, default=128, help="conversations per level (at least the level)")
     parser.add_argument("--max-seconds", type=float, default=120, help="stop starting conversations after this")
