@@ -6,7 +6,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import replace
 
 from rag.question import Question
-from rag.types import Answer, Hit
+from rag.types import Answer, Hit, cite
 
 # Text so far, as it grows; the generator's return value is the finished answer.
 Pieces = Generator[str, None, Answer]
@@ -67,3 +67,24 @@ class AnswerStream:
 def with_notice(answer: Answer, *notices: str) -> Answer:
     """``answer`` with ``notices`` put before its own notice."""
     return replace(answer, notice=" ".join(n for n in (*notices, answer.notice) if n))
+
+
+def compose(question: Question, chosen: list, scores: list[float], hits: list[Hit], attribute: bool = False) -> Answer:
+    """Quote ``chosen`` (anything with hit, start, end, text) in reading order, each sentence with
+    its marker; grouped under its article's title and interviewee when there are several
+    articles, or when ``attribute`` asks that the source be named."""
+    order = sorted(range(len(chosen)), key=lambda i: (chosen[i].hit.source, chosen[i].start))
+    chosen = [chosen[i] for i in order]
+    scores = [scores[i] for i in order]
+    citations = [cite(n, c.hit, c.start, c.end, score) for n, (c, score) in enumerate(zip(chosen, scores), 1)]
+    named = attribute or len({(c.hit.source, c.hit.chunk.article) for c in chosen}) > 1
+    parts: list[str] = []
+    current = None
+    for n, c in enumerate(chosen, 1):
+        chunk = c.hit.chunk
+        if named and (chunk.source, chunk.article) != current:
+            current = (chunk.source, chunk.article)
+            who = f"（{chunk.interviewee}）" if chunk.interviewee else ""
+            parts.append(f"\n《{chunk.title}》{who}：\n" if parts else f"《{chunk.title}》{who}：\n")
+        parts.append(f"{c.text}[{n}]")
+    return Answer(question=question.text, text="".join(parts).strip(), found=True, citations=citations, hits=hits)

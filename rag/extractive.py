@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.answering import Answerer, Pieces
+from rag.answering import Answerer, Pieces, compose
 from rag.question import Question
 from rag.terms import Weights, term_coverage
 from rag.text import sentence_spans
-from rag.types import Answer, Hit, cite
+from rag.types import Answer, Hit
 
 # Refusal thresholds.  An answer is given when the best sentence covers enough of the
 # question's weighted terms -- less is enough when the best chunk is also close in meaning
@@ -92,7 +92,7 @@ class ExtractiveAnswerer(Answerer):
     def _answer(self, question: Question, hits: list[Hit]) -> Answer:
         ranked = self.candidates(question, hits)
         if self.is_answered(question, ranked, hits):
-            return self.compose(question, self._choose(question, ranked), hits)
+            return _compose(question, self._choose(question, ranked), hits)
         if question.follow_up:  # only a refused follow-up pays for reading it in context
             return self._answer_in_context(question, hits)
         return self.not_found(question, hits)
@@ -106,7 +106,7 @@ class ExtractiveAnswerer(Answerer):
         typed = [c for c in self.candidates(context, hits) if c.text not in said and question.type_found(c.text)]
         if not self.is_answered(context, typed, hits):
             return self.not_found(question, hits)
-        return self.compose(question, self._choose(question, typed), hits)
+        return _compose(question, self._choose(question, typed), hits)
 
     def candidates(self, question: Question, hits: list[Hit]) -> list[Candidate]:
         """Every sentence of ``hits``, scored against ``question``, best first."""
@@ -164,18 +164,6 @@ class ExtractiveAnswerer(Answerer):
                 chosen.append(c)
         return chosen
 
-    def compose(self, question: Question, chosen: list[Candidate], hits: list[Hit]) -> Answer:
-        """Quote ``chosen`` in reading order, grouped by article, each sentence with its marker."""
-        chosen = sorted(chosen, key=lambda c: (c.hit.source, c.start))
-        citations = [cite(n, c.hit, c.start, c.end, c.score) for n, c in enumerate(chosen, 1)]
-        several = len({(c.hit.source, c.hit.chunk.article) for c in chosen}) > 1
-        parts: list[str] = []
-        current = None
-        for n, c in enumerate(chosen, 1):
-            chunk = c.hit.chunk
-            if several and (chunk.source, chunk.article) != current:
-                current = (chunk.source, chunk.article)
-                who = f"（{chunk.interviewee}）" if chunk.interviewee else ""
-                parts.append(f"\n《{chunk.title}》{who}：\n" if parts else f"《{chunk.title}》{who}：\n")
-            parts.append(f"{c.text}[{n}]")
-        return Answer(question=question.text, text="".join(parts).strip(), found=True, citations=citations, hits=hits)
+
+def _compose(question: Question, chosen: list[Candidate], hits: list[Hit]) -> Answer:
+    return compose(question, chosen, [c.score for c in chosen], hits)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from langchain_core.embeddings import Embeddings
 
+from bench.server import free_port  # noqa: F401 -- re-exported for the tests
 from rag.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,34 +103,13 @@ def fake_embedder() -> HashEmbedder:
     return HashEmbedder()
 
 
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for_server(
     proc, url: str | None = None, port: int | None = None, timeout: float = 120, log: Path | None = None
 ):
-    """Wait until ``url`` answers (or ``port`` accepts); fail with the server's log if it dies or never does."""
-    import socket
-    import time
-    import urllib.request
+    """``bench.server.wait_until_up``, failing the test (with the server's log) instead of raising."""
+    from bench.server import ServerFailed, wait_until_up
 
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if url:
-                urllib.request.urlopen(url, timeout=2)
-            else:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"the server exited: {log.read_text() if log else proc.returncode}")
-            time.sleep(0.3)
-    proc.kill()
-    pytest.fail(f"the server did not start within {timeout} s")
+    try:
+        wait_until_up(proc, url=url, port=port, timeout=timeout, log=log)
+    except ServerFailed as e:
+        pytest.fail(str(e))

@@ -1,0 +1,81 @@
+"""The shape of the code: one-way package arrows, no cycles, modules and functions of readable size."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("rag", "ingest", "ui", "bench")
+# What each package may import (besides itself): ui and the CLI sit on top, rag at the bottom.
+ALLOWED = {
+    "rag": set(),
+    "ingest": {"rag"},
+    "bench": {"rag", "ingest"},
+    "ui": {"rag", "ingest", "bench"},
+}
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+
+
+def _modules():
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            yield package, path
+
+
+def _imported_packages(tree: ast.AST) -> set[str]:
+    """Top-level project packages imported anywhere in the module, lazily inside functions included."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names & set(PACKAGES)
+
+
+def test_package_arrows_point_one_way():
+    wrong = []
+    for package, path in _modules():
+        for target in _imported_packages(ast.parse(path.read_text(encoding="utf-8"))) - {package}:
+            if target not in ALLOWED[package]:
+                wrong.append(f"{path.relative_to(ROOT)} imports {target}")
+    assert not wrong, wrong
+
+
+def test_no_import_cycle_between_packages():
+    graph: dict[str, set[str]] = {p: set() for p in PACKAGES}
+    for package, path in _modules():
+        graph[package] |= _imported_packages(ast.parse(path.read_text(encoding="utf-8"))) - {package}
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in graph[start])
+
+    assert not [p for p in PACKAGES if reaches(p, p, {p})]
+    assert "ui" not in graph["rag"]
+
+
+def test_modules_and_functions_stay_readable():
+    too_long = []
+    for _, path in _modules():
+        source = path.read_text(encoding="utf-8")
+        if source.count("\n") > MAX_MODULE_LINES:
+            too_long.append(f"{path.relative_to(ROOT)}: {source.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    too_long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {length} lines")
+    assert not too_long, too_long
+
+
+def test_no_private_langchain_or_chroma_attributes():
+    private = ("._collection", "._client")
+    found = [
+        f"{path.relative_to(ROOT)}: {attr}"
+        for _, path in _modules()
+        for attr in private
+        if f"store{attr}" in path.read_text(encoding="utf-8")
+    ]
+    assert not found, found
