@@ -181,7 +181,7 @@ class DirectAsk:
     """``Assistant.ask`` in this process, with the history a session would keep."""
 
     def __init__(self) -> None:
-        from ingest.pipeline import ensure_index
+        from ingest.collection import ensure_index
         from rag.assistant import Assistant
 
         self.assistant = Assistant()

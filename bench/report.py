@@ -25,31 +25,35 @@ def format_report(result: dict) -> str:
         cells = " | ".join(f"{result['retrieval'][n][metric]:.3f}" for n in names)
         lines.append(f"| {metric} | {cells} | {f'{ratio:.2f}' if ratio else '—'} |")
     lines.append("")
-    ours = result["answers"]["ours"]
-    lines.append("| answers | ours | langchain default (top chunk) |")
-    lines.append("|---|---|---|")
-    lc = result["answers"].get("langchain", {})
+    systems = list(result["answers"])
+    lines.append("| answers | " + " | ".join(systems) + " |")
+    lines.append("|---|" + "---|" * len(systems))
     for metric in (
         "answer_contains",
+        "within_150_chars",
         "mean_answer_chars",
         "citation_precision",
         "refusal_accuracy",
         "false_refusal_rate",
     ):
         digits = 0 if metric == "mean_answer_chars" else 3
-        lines.append(f"| {metric} | {_cell(ours.get(metric), digits)} | {_cell(lc.get(metric), digits)} |")
+        cells = " | ".join(_cell(result["answers"][n].get(metric), digits) for n in systems)
+        lines.append(f"| {metric} | {cells} |")
     lines.append("")
-    lines.append("| type | questions | hit@5 | answer contains | refused |")
-    lines.append("|---|---|---|---|---|")
+    answerers = [n for n in systems if n != "langchain"]
+    columns = ["hit@5"] + [f"{n} {m}" for n in answerers for m in ("answer_contains", "refused")]
+    lines.append("| type | questions | " + " | ".join(columns) + " |")
+    lines.append("|---|---|" + "---|" * len(columns))
     for t, v in result["per_type"].items():
-        cells = " | ".join(_cell(v[m], 2) for m in ("hit@5", "answer_contains", "refused"))
+        cells = " | ".join(_cell(v[m], 2) for m in columns)
         lines.append(f"| {t} | {v['questions']} | {cells} |")
     lines.append("")
     s = result["speed"]
+    asks = "; ".join(f"{n} ask() p50 {s[f'{n} ask_p50_ms']} ms, p95 {s[f'{n} ask_p95_ms']} ms" for n in answerers)
     lines.append(
         f"speed: {s['documents']} documents, {s['chunks']} chunks, {s['characters']} characters; model load "
         f"{s['model_load_seconds']} s; ingest {s['ingest_seconds']} s = {s['ingest_chars_per_second']} chars/s; "
-        f"ask() p50 {s['ask_p50_ms']} ms, p95 {s['ask_p95_ms']} ms; peak memory {s['peak_memory_mb']} MB"
+        f"{asks}; peak memory {s['peak_memory_mb']} MB"
     )
     if result["worst_misses"]:
         lines.append("")

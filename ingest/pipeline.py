@@ -10,8 +10,6 @@ record manager never heard of (and records whose vectors are missing).
 
 from __future__ import annotations
 
-import hashlib
-import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,7 +20,7 @@ from langchain_core.embeddings import Embeddings
 from ingest.chunk import chunk_document
 from ingest.parse import SUPPORTED_SUFFIXES, parse_file
 from rag.config import Settings
-from rag.errors import ParseError, RagError
+from rag.errors import ParseError
 from rag.store import (
     DocumentStore,
     cached_embedder,
@@ -33,6 +31,7 @@ from rag.store import (
     storage_errors,
     vector_store,
 )
+from rag.text import sentence_spans
 from rag.types import Chunk, ParsedDocument
 
 BUNDLED_COLLECTION = Path(__file__).parent / "data" / "leader_interviews.txt"
@@ -190,7 +189,8 @@ def ingest(
         parsed, failed = parse_files(files, settings)
         report.files += failed
         progress = Progress(on_progress)
-        progress.start(sum(len(chunks) for _, chunks in parsed))
+        # Progress counts chunks and the sentences the answer scorer needs vectors of.
+        progress.start(sum(len(chunks) + len(sentence_texts(chunks)) for _, chunks in parsed))
         counting = CountingEmbeddings(embedder or load_embedder(settings), progress)
         cached = cached_embedder(settings, counting)
         client = chroma_client(settings)
@@ -198,16 +198,41 @@ def ingest(
         records = record_manager(settings)
         documents = DocumentStore(settings)
         for doc, chunks in parsed:
-            report.files.append(_index_document(doc, chunks, store, records, documents, counting))
+            outcome = _index_document(doc, chunks, store, records, documents, counting)
+            report.files.append(outcome)
+            sentences = sentence_texts(chunks)
+            before = counting.embedded
+            if outcome.added:
+                embed_sentences(settings, counting, sentences)
+            progress.advance(len(sentences) - (counting.embedded - before))  # found in the cache, or unchanged
         if prune:
             report.pruned = prune_missing(store, records)
         reconcile(store, records)
         collect_garbage(store, documents)
         if report.changed:  # an unchanged run leaves no vector behind: skip reading every chunk
-            prune_cache(cached, _live_texts(settings, client))
+            prune_cache(cached, live_texts(settings, client))
             mark_changed(settings)
     report.seconds = time.perf_counter() - began
     return report
+
+
+def sentence_texts(chunks: list[Chunk]) -> list[str]:
+    """The sentences of ``chunks`` as the answerer reads them, each once."""
+    return list(
+        dict.fromkeys(
+            c.text[start - c.start : end - c.start] for c in chunks for start, end in sentence_spans(c.text, c.start)
+        )
+    )
+
+
+def embed_sentences(settings: Settings, embedder: Embeddings, texts: list[str]) -> None:
+    """Make the sentence vectors the answer scorer reads, now rather than at the first question.
+
+    They are kept in the answerer's sentence cache (by the sentence's text), so a sentence met
+    again in another file or another run is not embedded twice.
+    """
+    if texts:
+        cached_embedder(settings, embedder, sentences=True).embed_documents(texts)
 
 
 def _index_document(doc: ParsedDocument, chunks: list[Chunk], store, records, documents, counting) -> FileOutcome:
@@ -238,7 +263,7 @@ def _index_document(doc: ParsedDocument, chunks: list[Chunk], store, records, do
     )
 
 
-def _live_texts(settings: Settings, client) -> list[str]:
+def live_texts(settings: Settings, client) -> list[str]:
     """The chunk texts of every collection in this home embedded by this model (they share a cache)."""
     texts: list[str] = []
     for collection in client.list_collections():
@@ -290,102 +315,3 @@ def mark_changed(settings: Settings) -> None:
     """Touch the index stamp that readers use to notice an ingest."""
     stamp = settings.home / f"{settings.collection_name}.stamp"
     stamp.write_text(str(time.time_ns()))
-
-
-def needs_bundled_ingest(settings: Settings) -> bool:
-    """Whether the index is empty, or holds the bundled collection older than the bundled file."""
-    documents = list_documents(settings)
-    if not documents:
-        return True
-    stamp = settings.home / f"{settings.collection_name}.stamp"
-    bundled_indexed = any(d["source"] == str(BUNDLED_COLLECTION.resolve()) for d in documents)
-    stale = not stamp.exists() or stamp.stat().st_mtime < BUNDLED_COLLECTION.stat().st_mtime
-    return bundled_indexed and stale
-
-
-def ensure_index(
-    settings: Settings, embedder=None, on_progress: Callable[[int, int, str], None] | None = None
-) -> IngestReport | None:
-    """Ingest the bundled collection when ``needs_bundled_ingest``; the run's report, or None."""
-    if not needs_bundled_ingest(settings):
-        return None
-    return ingest(None, settings, on_progress=on_progress, embedder=embedder)
-
-
-def list_documents(settings: Settings) -> list[dict]:
-    """The ingested documents: source, file, title, articles, chunk count, when ingested."""
-    from collections import Counter
-
-    client = chroma_client(settings)
-    try:
-        collection = client.get_collection(settings.collection_name)
-    except Exception:  # chromadb raises NotFoundError (or ValueError in older versions)
-        return []
-    metadatas = collection.get(include=["metadatas"])["metadatas"]
-    counts = Counter((m["source"], m["doc_hash"]) for m in metadatas)
-    documents = DocumentStore(settings)
-    rows = []
-    for (source, doc_hash), n in sorted(counts.items()):
-        try:
-            raw = documents.load_raw(doc_hash)
-        except RagError:
-            raw = {"title": Path(source).stem, "articles": [], "ingested_at": 0}
-        rows.append(
-            {
-                "source": source,
-                "file": Path(source).name,
-                "title": raw["title"],
-                "articles": [a["title"] for a in raw["articles"]],
-                "chunks": n,
-                "ingested_at": raw.get("ingested_at", 0),
-            }
-        )
-    return rows
-
-
-def remove_documents(settings: Settings, sources: list[str], embedder=None) -> int:
-    """Remove every chunk of ``sources`` from the index; return how many were removed."""
-    from rag.embeddings import load_embedder
-
-    with storage_errors(settings), ingest_lock(settings):
-        embedder = embedder or load_embedder(settings)
-        client = chroma_client(settings)
-        store = vector_store(settings, embedder, client)
-        records = record_manager(settings)
-        data = store.get(where={"source": {"$in": list(sources)}}, include=[])
-        if data["ids"]:
-            store.delete(data["ids"])
-        records.delete_keys(records.list_keys(group_ids=list(sources)))
-        collect_garbage(store, DocumentStore(settings))
-        prune_cache(cached_embedder(settings, embedder), _live_texts(settings, client))
-        mark_changed(settings)
-        return len(data["ids"])
-
-
-_SAFE_NAME = re.compile(r"[^\w\u4e00-\u9fff.()（）-]+")
-
-
-def store_upload(settings: Settings, temp_path: Path, original_name: str) -> Path:
-    """Copy an uploaded file into ``RAG_HOME/uploads`` under a name made from its content.
-
-    The uploaded name is only shown, never used as a path: the file lands in a folder
-    named by its hash, under a name cleaned of separators and dots at the start.
-    """
-    suffix = Path(original_name).suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        raise ParseError(
-            f"{Path(original_name).name}: unsupported file type {suffix or '(none)'}; use .txt, .md, .docx or .pdf"
-        )
-    size = Path(temp_path).stat().st_size
-    if size > settings.max_file_mb * 2**20:
-        raise ParseError(
-            f"{Path(original_name).name}: {size / 2**20:.1f} MB is over the {settings.max_file_mb} MB limit "
-            "per file (RAG_MAX_FILE_MB)"
-        )
-    data = Path(temp_path).read_bytes()
-    digest = hashlib.sha256(data).hexdigest()[:16]
-    stem = _SAFE_NAME.sub("_", Path(original_name.replace("\\", "/")).stem).strip("._") or "upload"
-    target = settings.home / "uploads" / digest / f"{stem[:80]}{suffix}"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
-    return target

@@ -9,6 +9,7 @@ from rag.errors import IndexMissingError, LLMUnavailable
 from rag.extractive import ExtractiveAnswerer
 from rag.question import History, Question
 from rag.retrieval import HybridRetriever
+from rag.scorer import ScoredAnswerer
 from rag.store import DocumentStore, cached_embedder
 from rag.types import Answer, Hit
 
@@ -25,7 +26,10 @@ class Assistant:
         self.retriever = HybridRetriever(self.settings, self.embedder)
         # Sentence vectors (cross-lingual questions) are kept on disk between questions.
         sentences = cached_embedder(self.settings, self.embedder, sentences=True)
-        self.extractive = ExtractiveAnswerer(self.retriever.term_weights, SentenceSimilarity(self.embedder, sentences))
+        similarity = SentenceSimilarity(self.embedder, sentences)
+        self.rules = ExtractiveAnswerer(self.retriever.term_weights, similarity)
+        self.scorer = ScoredAnswerer(self.retriever.term_weights, similarity, self.retriever.background)
+        self.extractive = self.scorer if self.settings.answerer == "learned" else self.rules
         self.documents = DocumentStore(self.settings)
         self._llm = llm
 

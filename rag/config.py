@@ -50,6 +50,7 @@ class Settings:
     ui_queue_size: int = 64
     max_file_mb: int = 20
     ui_port: int = 7860
+    answerer: str = "learned"  # the extractive answerer: "learned" (the scorer) or "rules"
     ui_auth: str | None = None  # "user:password"
 
     def __post_init__(self) -> None:
@@ -69,6 +70,8 @@ class Settings:
             raise ConfigError("RAG_UI_CONCURRENCY and RAG_UI_QUEUE_SIZE must be at least 1.")
         if self.max_file_mb < 1:
             raise ConfigError("RAG_MAX_FILE_MB must be at least 1 (megabytes).")
+        if self.answerer not in ("learned", "rules"):
+            raise ConfigError(f"RAG_ANSWERER must be 'learned' or 'rules', not {self.answerer!r}.")
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{1,40}", self.collection):
             raise ConfigError("RAG_COLLECTION may hold letters, digits, '_' and '-' only (2 to 41 characters).")
 
@@ -94,6 +97,7 @@ class Settings:
             max_file_mb=_env_int("MAX_FILE_MB", 20),
             ui_port=_env_int("UI_PORT", 7860),
             ui_auth=_env("UI_AUTH"),
+            answerer=_env("ANSWERER", "learned"),
         )
 
     @property

@@ -33,6 +33,11 @@ ACROSS_QUESTION = re.compile(
 )
 
 _NUMBER = r"[0-9０-９xX一二三四五六七八九十百千万亿两几多余.%％]"
+# A date or a time span: a number before 年/月/日/号, or words that place a time (年底, 以来…).
+TIME = (
+    r"[0-9０-９xX一二三四五六七八九十〇零两]+\s*(?:年|月|日|号|季度)|年底|年初|年内|年末|月底|月初|月中|上半年|下半年"
+    r"|以来|期间|今年|去年|明年|前夕|当天"
+)
 # (what the question asks for, what a sentence answering it must contain)
 ANSWER_TYPES = (
     (
@@ -40,9 +45,18 @@ ANSWER_TYPES = (
         lambda m: _NUMBER + r"+\s*" + m.group(1),
     ),
     (re.compile(r"哪所(?:大学|学校|院校)|什么(?:大学|学校)|毕业"), lambda m: r"大学|学院|学校|毕业"),
-    (re.compile(r"什么时候|何时|哪一?年|哪天|几月|什么时间"), lambda m: r"[0-9x]|[年月日]|前|底|以来|期间"),
+    (re.compile(r"什么时候|何时|哪一?年|哪一?天|哪个?月|几月|什么时间|什么日子|日期"), lambda m: TIME),
     (re.compile(r"多少钱|多少资金|投资多少|金额"), lambda m: r"元"),
     (re.compile(r"百分之|增长率|比例|占比|增幅"), lambda m: r"%|％|百分|成"),
+    # The same kinds asked in English of a Chinese collection.
+    (
+        re.compile(r"\b(?:population|how many (?:people|residents|inhabitants))\b", re.I),
+        lambda m: r"人口|万人|[0-9x]+\s*人",
+    ),
+    (re.compile(r"\b(?:which|what) (?:university|college|school)\b|\bgraduat", re.I), lambda m: r"大学|学院|学校|毕业"),
+    (re.compile(r"\bwhen\b|\b(?:what|which) (?:year|month|day|date)\b", re.I), lambda m: TIME),
+    (re.compile(r"\bhow much (?:money|funding|investment)\b|\bhow much did\b.*\binvest", re.I), lambda m: r"元"),
+    (re.compile(r"\bpercent|\bpercentage\b|\bgrowth rate\b", re.I), lambda m: r"%|％|百分|成"),
 )
 
 

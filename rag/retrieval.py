@@ -11,6 +11,7 @@ import math
 import threading
 from dataclasses import dataclass
 
+import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
@@ -41,6 +42,9 @@ class _LexicalIndex:
     bm25: object | None
     idf: dict[str, float]
     key: tuple
+    # The mean of the chunk vectors: a question's dot product with it is its mean similarity to
+    # the collection, the level its similarities to single sentences are read against.
+    centroid: np.ndarray | None = None
 
     def idf_of(self, token: str) -> float:
         """Inverse document frequency of ``token`` among chunks; unseen tokens weigh most."""
@@ -95,7 +99,7 @@ class HybridRetriever:
         with self._lock:
             if self._lexical is not None and self._lexical.key == key:
                 return self._lexical
-            data = self.store.get(include=["documents", "metadatas"])
+            data = self.store.get(include=["documents", "metadatas", "embeddings"])
             chunks = [Chunk.from_metadata(t, m) for t, m in zip(data["documents"], data["metadatas"])]
             tokens = [tokenize(c.indexed_text) for c in chunks]
             bm25 = None
@@ -110,8 +114,17 @@ class HybridRetriever:
                 for t in set(toks):
                     df[t] = df.get(t, 0) + 1
             idf = {t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
-            self._lexical = _LexicalIndex(data["ids"], chunks, tokens, bm25, idf, key)
+            vectors = data.get("embeddings")
+            centroid = np.asarray(vectors, dtype=np.float32).mean(axis=0) if chunks and vectors is not None else None
+            self._lexical = _LexicalIndex(data["ids"], chunks, tokens, bm25, idf, key, centroid)
             return self._lexical
+
+    def background(self, text: str) -> float:
+        """The mean cosine similarity of question ``text`` to the chunks of the collection."""
+        centroid = self.lexical().centroid
+        if centroid is None:
+            return 0.0
+        return float(np.asarray(self.embedder.embed_query(text), dtype=np.float32) @ centroid)
 
     def term_weights(self, text: str) -> Weights:
         """The weighted terms of ``text``, with inverse document frequencies from this collection."""

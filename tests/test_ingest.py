@@ -102,7 +102,8 @@ def test_progress_reaches_the_total(settings, fake_embedder, tmp_path):
     shutil.copy(CORPUS, tmp_path / "c.txt")
     seen = []
     ingest([tmp_path], settings, embedder=fake_embedder, on_progress=lambda d, t, label: seen.append((d, t)))
-    assert seen[-1] == (38, 38)
+    done, total = seen[-1]
+    assert done == total >= 38  # the 38 chunks and the sentences the answer scorer needs vectors of
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
 
 

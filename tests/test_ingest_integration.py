@@ -204,7 +204,7 @@ def test_two_writers_at_once_one_is_refused_with_a_message(tmp_path, model_cache
 def test_the_vector_cache_keeps_only_what_some_collection_holds(tmp_path, settings, e5):
     from dataclasses import replace
 
-    from ingest.pipeline import remove_documents
+    from ingest.collection import remove_documents
     from rag.store import cached_embedder
 
     def cached_files() -> set[str]:

@@ -115,7 +115,7 @@ def test_loopback_only_without_a_password(monkeypatch, capsys):
 
 @pytest.mark.parametrize("name", ["../../etc/passwd.txt", "..\\..\\evil.md", ".hidden.txt", "a/b/c.docx"])
 def test_upload_names_never_become_paths(settings, tmp_path, name):
-    from ingest.pipeline import store_upload
+    from ingest.collection import store_upload
 
     temp = tmp_path / "upload.bin"
     temp.write_text("标题\n内容。", encoding="utf-8")
@@ -125,7 +125,7 @@ def test_upload_names_never_become_paths(settings, tmp_path, name):
 
 
 def test_uploads_of_wrong_type_or_size_are_refused(settings, tmp_path):
-    import ingest.pipeline as pipeline
+    import ingest.collection as pipeline
     from rag.errors import ParseError
 
     temp = tmp_path / "x"

@@ -35,12 +35,13 @@ class Collection:
         self.embedder = embedder
 
     def documents(self) -> list[dict]:
-        from ingest.pipeline import list_documents
+        from ingest.collection import list_documents
 
         return list_documents(self.settings)
 
     def add(self, uploads: list[tuple[Path, str]], on_progress: Callable[[int, int, str], None]) -> str:
-        from ingest.pipeline import ingest, store_upload
+        from ingest.collection import store_upload
+        from ingest.pipeline import ingest
 
         paths, problems = [], []
         for temp_path, name in uploads:
@@ -58,7 +59,7 @@ class Collection:
         return summary + "".join(f"\n⚠️ {p}" for p in problems)
 
     def remove(self, sources: list[str]) -> str:
-        from ingest.pipeline import remove_documents
+        from ingest.collection import remove_documents
 
         n = remove_documents(self.settings, sources, embedder=self.embedder)
         return f"已删除 {len(sources)} 个文件的 {n} 个片段。"
@@ -273,7 +274,7 @@ def _ready_assistant(settings):
     """The assistant, with the bundled collection indexed first when the index needs it."""
     from tqdm import tqdm
 
-    from ingest.pipeline import ensure_index, needs_bundled_ingest
+    from ingest.collection import ensure_index, needs_bundled_ingest
     from rag.assistant import Assistant
 
     assistant = Assistant(settings)

@@ -123,6 +123,8 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
             home=Path(args.home) if args.home else None,
             baselines=not args.no_baselines,
             on_progress=on_progress,
+            answerers=tuple(args.answerer),
+            part=args.part,
         )
     finally:
         bar.close()
@@ -175,6 +177,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--home", default=None, help="index folder (default: a fresh temporary one)")
     p.add_argument("--json", default=None, help="write the figures here, and the hit@k plot beside it (.png)")
     p.add_argument("--no-baselines", action="store_true", help="skip the LangChain-default baseline")
+    p.add_argument(
+        "--answerer",
+        nargs="+",
+        choices=("learned", "rules"),
+        default=["learned", "rules"],
+        help="extractive answerers to compare (default both: the learned scorer and the word-overlap rules)",
+    )
+    p.add_argument(
+        "--part",
+        choices=("fit", "calibrate", "test"),
+        default=None,
+        help="SQuAD sets: only this part of the answer scorer's split by article, its held-out articles left out",
+    )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_eval)
 

@@ -1,0 +1,122 @@
+"""The collection as a person manages it: what is in it, uploads, removals, the bundled set on first start."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from ingest.parse import SUPPORTED_SUFFIXES
+from ingest.pipeline import BUNDLED_COLLECTION, IngestReport, collect_garbage, ingest, live_texts, mark_changed
+from rag.config import Settings
+from rag.errors import ParseError, RagError
+from rag.store import (
+    DocumentStore,
+    cached_embedder,
+    chroma_client,
+    ingest_lock,
+    prune_cache,
+    record_manager,
+    storage_errors,
+    vector_store,
+)
+
+
+def needs_bundled_ingest(settings: Settings) -> bool:
+    """Whether the index is empty, or holds the bundled collection older than the bundled file."""
+    documents = list_documents(settings)
+    if not documents:
+        return True
+    stamp = settings.home / f"{settings.collection_name}.stamp"
+    bundled_indexed = any(d["source"] == str(BUNDLED_COLLECTION.resolve()) for d in documents)
+    stale = not stamp.exists() or stamp.stat().st_mtime < BUNDLED_COLLECTION.stat().st_mtime
+    return bundled_indexed and stale
+
+
+def ensure_index(
+    settings: Settings, embedder=None, on_progress: Callable[[int, int, str], None] | None = None
+) -> IngestReport | None:
+    """Ingest the bundled collection when ``needs_bundled_ingest``; the run's report, or None."""
+    if not needs_bundled_ingest(settings):
+        return None
+    return ingest(None, settings, on_progress=on_progress, embedder=embedder)
+
+
+def list_documents(settings: Settings) -> list[dict]:
+    """The ingested documents: source, file, title, articles, chunk count, when ingested."""
+    from collections import Counter
+
+    client = chroma_client(settings)
+    try:
+        collection = client.get_collection(settings.collection_name)
+    except Exception:  # chromadb raises NotFoundError (or ValueError in older versions)
+        return []
+    metadatas = collection.get(include=["metadatas"])["metadatas"]
+    counts = Counter((m["source"], m["doc_hash"]) for m in metadatas)
+    documents = DocumentStore(settings)
+    rows = []
+    for (source, doc_hash), n in sorted(counts.items()):
+        try:
+            raw = documents.load_raw(doc_hash)
+        except RagError:
+            raw = {"title": Path(source).stem, "articles": [], "ingested_at": 0}
+        rows.append(
+            {
+                "source": source,
+                "file": Path(source).name,
+                "title": raw["title"],
+                "articles": [a["title"] for a in raw["articles"]],
+                "chunks": n,
+                "ingested_at": raw.get("ingested_at", 0),
+            }
+        )
+    return rows
+
+
+def remove_documents(settings: Settings, sources: list[str], embedder=None) -> int:
+    """Remove every chunk of ``sources`` from the index; return how many were removed."""
+    from rag.embeddings import load_embedder
+
+    with storage_errors(settings), ingest_lock(settings):
+        embedder = embedder or load_embedder(settings)
+        client = chroma_client(settings)
+        store = vector_store(settings, embedder, client)
+        records = record_manager(settings)
+        data = store.get(where={"source": {"$in": list(sources)}}, include=[])
+        if data["ids"]:
+            store.delete(data["ids"])
+        records.delete_keys(records.list_keys(group_ids=list(sources)))
+        collect_garbage(store, DocumentStore(settings))
+        prune_cache(cached_embedder(settings, embedder), live_texts(settings, client))
+        mark_changed(settings)
+        return len(data["ids"])
+
+
+_SAFE_NAME = re.compile(r"[^\w\u4e00-\u9fff.()（）-]+")
+
+
+def store_upload(settings: Settings, temp_path: Path, original_name: str) -> Path:
+    """Copy an uploaded file into ``RAG_HOME/uploads`` under a name made from its content.
+
+    The uploaded name is only shown, never used as a path: the file lands in a folder
+    named by its hash, under a name cleaned of separators and dots at the start.
+    """
+    suffix = Path(original_name).suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise ParseError(
+            f"{Path(original_name).name}: unsupported file type {suffix or '(none)'}; use .txt, .md, .docx or .pdf"
+        )
+    size = Path(temp_path).stat().st_size
+    if size > settings.max_file_mb * 2**20:
+        raise ParseError(
+            f"{Path(original_name).name}: {size / 2**20:.1f} MB is over the {settings.max_file_mb} MB limit "
+            "per file (RAG_MAX_FILE_MB)"
+        )
+    data = Path(temp_path).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    stem = _SAFE_NAME.sub("_", Path(original_name.replace("\\", "/")).stem).strip("._") or "upload"
+    target = settings.home / "uploads" / digest / f"{stem[:80]}{suffix}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return target
