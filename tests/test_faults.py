@@ -72,9 +72,7 @@ def _fill(mount: Path, leave: int) -> Path:
     return ballast
 
 
-def test_a_full_disk_stops_ingestion_with_one_line_and_the_next_run_completes_it(
-    small_disk, tmp_path, e5, model_cache
-):
+def test_a_full_disk_stops_ingestion_with_one_line_and_the_next_run_completes_it(small_disk, tmp_path, e5, model_cache):
     clean = Settings(home=tmp_path / "clean", model_cache=model_cache)
     ingest(None, clean, embedder=e5)
     expected = state(clean, e5)
