@@ -82,7 +82,7 @@ class IngestReport:
 
 
 class Progress:
-    """Progress of a run, in chunks; the CLI and the UI give it a callback."""
+    """Progress of a run, in texts to embed (chunks and their sentences); the CLI and the UI give it a callback."""
 
     def __init__(self, callback: Callable[[int, int, str], None] | None = None) -> None:
         self.callback = callback

@@ -280,7 +280,7 @@ def _ready_assistant(settings):
     assistant = Assistant(settings)
     if needs_bundled_ingest(settings):
         print(f"Indexing the bundled collection into {settings.home} …", file=sys.stderr)
-        with tqdm(total=0, unit="chunk", desc="ingest", file=sys.stderr) as bar:
+        with tqdm(total=0, unit="text", desc="ingest", file=sys.stderr) as bar:
 
             def on_progress(done: int, total: int, label: str) -> None:
                 bar.total, bar.n = total, done
