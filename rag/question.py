@@ -23,6 +23,10 @@ _ANAPHORA = re.compile(
 # A follow-up this short ("还有呢？", "具体呢？") has too few words of its own to be read alone.
 SHORT_FOLLOW_UP_CHARS = 8
 
+# Common characters written differently in the two scripts, enough to tell which a question uses.
+_TRADITIONAL_ONLY = re.compile(r"[這們個說為麼國會來時對與發問題學關經過還進裡誰幾點產業區縣長後開資沒]")
+_SIMPLIFIED_ONLY = re.compile(r"[这们个说为么国会来时对与发问题学关经过还进谁点产业区县长开资没]")
+
 LIST_QUESTION = re.compile(
     r"哪些|哪几|有什么|有哪|包括|几个方面|几方面|哪[一二三四五六七八九十两几]|列举|\bwhich\b|\bwhat are\b|\blist\b",
     re.I,
@@ -46,6 +50,11 @@ ANSWER_TYPES = (
     ),
     (re.compile(r"哪所(?:大学|学校|院校)|什么(?:大学|学校)|毕业"), lambda m: r"大学|学院|学校|毕业"),
     (re.compile(r"什么时候|何时|哪一?年|哪一?天|哪个?月|几月|什么时间|什么日子|日期"), lambda m: TIME),
+    # A year is a calendar year (2021年, xxxx年), not a span ("用x年左右时间").
+    (
+        re.compile(r"哪一?年(?!级)|\b(?:what|which) year\b", re.I),
+        lambda m: r"(?:\d{4}|[xX]{4}|[〇零一二三四五六七八九]{4})\s*年",
+    ),
     (re.compile(r"多少钱|多少资金|投资多少|金额"), lambda m: r"元"),
     (re.compile(r"百分之|增长率|比例|占比|增幅"), lambda m: r"%|％|百分|成"),
     # The same kinds asked in English of a Chinese collection.
@@ -116,10 +125,14 @@ class Question:
 
     @property
     def not_found(self) -> str:
-        """The plain statement that the collection holds no answer."""
-        return self.reply(
-            "资料中没有找到这个问题的答案。", "The collection does not contain an answer to this question."
-        )
+        """The plain statement that the collection holds no answer (in traditional characters when asked so)."""
+        zh = "資料中沒有找到這個問題的答案。" if self.traditional else "资料中没有找到这个问题的答案。"
+        return self.reply(zh, "The collection does not contain an answer to this question.")
+
+    @cached_property
+    def traditional(self) -> bool:
+        """Whether the question is written in traditional characters (and none only simplified)."""
+        return bool(_TRADITIONAL_ONLY.search(self.text)) and not _SIMPLIFIED_ONLY.search(self.text)
 
     # -- follow-ups -------------------------------------------------------------------------
 

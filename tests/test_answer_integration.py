@@ -66,7 +66,7 @@ def test_refusals(results):
     answered = [q["id"] for q, a in unanswerable if a.found]
     refused = [q["id"] for q, _, a in results if q["type"] != "unanswerable" and not a.found]
     print(f"unanswerable answered: {answered}; answerable refused: {refused}")
-    assert len(answered) <= 1  # aim: none (d40 asks for a year; "x年左右" reads as one)
+    assert answered == []
     assert len(refused) <= 7  # aim: at most 2
 
 
@@ -115,7 +115,7 @@ def test_every_citation_is_verbatim(results, assistant):
             assert documents.load(c.doc_hash).text[c.start : c.end] == c.quote
             assert "##paid" not in c.quote
             cited += 1
-    assert cited >= 35
+    assert cited >= 33
 
 
 def test_public_api(assistant, monkeypatch):

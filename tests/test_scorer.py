@@ -129,3 +129,10 @@ def test_model_file_round_trip_and_wrong_features(tmp_path):
     (tmp_path / "m.json").write_text(text)
     with pytest.raises(ModelError, match="retrain"):
         ScorerModel.load(tmp_path / "m.json")
+
+
+def test_a_year_is_a_calendar_year_and_traditional_questions_are_answered_in_kind():
+    year = Question.parse("于晓峰是哪一年开始担任局长的？")
+    assert not year.type_found("用x年左右时间从根本上提升") and year.type_found("2021年起担任")
+    assert Question.parse("第二帝國在哪一年滅亡?").not_found == "資料中沒有找到這個問題的答案。"
+    assert Question.parse("第二帝国在哪一年灭亡？").not_found == "资料中没有找到这个问题的答案。"
