@@ -23,10 +23,13 @@ class LangChainDefault:
         for path in files:
             text, _ = read_file(path)
             docs += splitter.split_documents([Document(page_content=text, metadata={"source": str(path.resolve())})])
+        client = chroma_client(settings)
+        if "langchain-default" in {c.name for c in client.list_collections()}:
+            client.delete_collection("langchain-default")  # a run on the same home starts it afresh
         self.store = Chroma(
             collection_name="langchain-default",
             embedding_function=embedder,
-            client=chroma_client(settings),
+            client=client,
             collection_metadata={"hnsw:space": "cosine"},
         )
         for i in range(0, len(docs), 256):
