@@ -14,8 +14,8 @@ import numpy as np
 
 from rag.answering import Answerer, Pieces, compose
 from rag.question import Question
+from rag.scorer import candidate_sentences
 from rag.terms import Weights, term_coverage
-from rag.text import sentence_spans
 from rag.types import Answer, Hit
 
 # Refusal thresholds.  An answer is given when the best sentence covers enough of the
@@ -53,17 +53,7 @@ class Candidate:
 
 def sentences_of(hits: list[Hit]) -> list[Candidate]:
     """Every sentence of ``hits``, once (neighbouring chunks share sentences), in rank order."""
-    seen: set[tuple[str, int]] = set()
-    result: list[Candidate] = []
-    for rank, hit in enumerate(hits):
-        for start, end in sentence_spans(hit.text, hit.chunk.start):
-            key = (hit.chunk.doc_hash, start)
-            if key in seen:
-                continue
-            seen.add(key)
-            text = hit.text[start - hit.chunk.start : end - hit.chunk.start]
-            result.append(Candidate(hit=hit, start=start, end=end, text=text, rank=rank))
-    return result
+    return [Candidate(hit=s.hit, start=s.start, end=s.end, text=s.text, rank=s.rank) for s in candidate_sentences(hits)]
 
 
 class ExtractiveAnswerer(Answerer):
