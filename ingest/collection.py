@@ -8,7 +8,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ingest.parse import SUPPORTED_SUFFIXES
-from ingest.pipeline import BUNDLED_COLLECTION, IngestReport, collect_garbage, ingest, live_texts, mark_changed
+from ingest.pipeline import (
+    BUNDLED_COLLECTION,
+    BUNDLED_SOURCE,
+    IngestReport,
+    collect_garbage,
+    ingest,
+    live_texts,
+    mark_changed,
+)
 from rag.config import Settings
 from rag.errors import ParseError, RagError
 from rag.store import (
@@ -29,7 +37,7 @@ def needs_bundled_ingest(settings: Settings) -> bool:
     if not documents:
         return True
     stamp = settings.home / f"{settings.collection_name}.stamp"
-    bundled_indexed = any(d["source"] == str(BUNDLED_COLLECTION.resolve()) for d in documents)
+    bundled_indexed = any(d["source"] == BUNDLED_SOURCE for d in documents)
     stale = not stamp.exists() or stamp.stat().st_mtime < BUNDLED_COLLECTION.stat().st_mtime
     return bundled_indexed and stale
 

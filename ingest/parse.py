@@ -1,6 +1,6 @@
 """Files -> text -> articles and paragraphs with character offsets.
 
-Reading formats is left to libraries (charset-normalizer, python-docx, pypdf).  Splitting
+Reading formats is ``ingest.formats`` (libraries, each failure one line).  Splitting
 a collection file into articles is hand-written because it rests on conventions of the
 material itself: short unpunctuated title lines, ``篇N：`` prefixes, ``记者：`` questions
 followed by ``xx：`` answers, and paywall markers that must never reach a chunk.
@@ -9,15 +9,14 @@ followed by ``xx：`` answers, and paywall markers that must never reach a chunk
 from __future__ import annotations
 
 import re
-import zipfile
 from pathlib import Path
 
+from ingest.formats import MAX_UNPACKED_BYTES, decode_text, docx_lines, pdf_pages
 from rag.errors import ParseError
 from rag.types import Article, Paragraph, ParsedDocument
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".docx", ".pdf")
 MAX_FILE_BYTES = 20 * 1024 * 1024  # the default of RAG_MAX_FILE_MB
-MAX_UNPACKED_BYTES = 256 * 1024 * 1024  # what a .docx (a zip) may unpack to
 PAYWALL_MARKER = re.compile(r"##paid(?:begin|end)##")
 _ARTICLE_PREFIX = re.compile(r"^\s*篇\s*[0-9一二三四五六七八九十]+\s*[：:]\s*")
 _MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+")
@@ -32,117 +31,8 @@ _INTERVIEWEE_PATTERNS = (
 )
 
 
-def decode_text(data: bytes, name: str) -> str:
-    """Decode the bytes of a text file, or raise ParseError when they are not text.
-
-    UTF-8 (with or without BOM) is tried strictly first; then GB18030, the superset of
-    GBK and GB2312 that Chinese files come in, accepted only when the result reads as
-    Chinese; then charset-normalizer for anything else.  A result that does not look like
-    text is refused rather than ingested as mojibake.
-    """
-    if not data.strip():
-        raise ParseError(f"{name}: the file is empty")
-    if b"\x00" in data[:8192]:
-        raise ParseError(f"{name}: binary content, not a text file")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        text = data.decode("gb18030")
-        if _looks_like_text(text, chinese=True):
-            return text
-    except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data).best()
-    if best is not None:
-        text = str(best)
-        if _looks_like_text(text, chinese=False):
-            return text
-    raise ParseError(f"{name}: cannot tell the text encoding; save the file as UTF-8")
-
-
-def _looks_like_text(text: str, chinese: bool) -> bool:
-    sample = text[:20000]
-    if not sample:
-        return False
-    controls = sum(1 for c in sample if ord(c) < 32 and c not in "\r\n\t")
-    if controls / len(sample) > 0.01:
-        return False
-    if not chinese:
-        return True
-    cjk = [c for c in sample if "\u4e00" <= c <= "\u9fff"]
-    if not cjk:
-        return False
-    # Text misread as GB18030 lands on rare characters; real Chinese is mostly GB2312.
-    common = 0
-    for c in cjk:
-        try:
-            c.encode("gb2312")
-            common += 1
-        except UnicodeEncodeError:
-            pass
-    return common / len(cjk) >= 0.9
-
-
-def _docx_lines(path: Path) -> tuple[list[str], set[int]]:
-    import docx
-
-    try:
-        with zipfile.ZipFile(path) as archive:
-            unpacked = sum(info.file_size for info in archive.infolist())
-    except (zipfile.BadZipFile, OSError) as e:
-        raise ParseError(f"{path.name}: not a valid .docx file ({e.__class__.__name__})") from e
-    if unpacked > MAX_UNPACKED_BYTES:
-        raise ParseError(
-            f"{path.name}: unpacks to {unpacked // 2**20} MB, over the {MAX_UNPACKED_BYTES // 2**20} MB limit "
-            "(refused as a possible zip bomb)"
-        )
-    try:
-        document = docx.Document(str(path))
-    except (zipfile.BadZipFile, KeyError, ValueError) as e:
-        raise ParseError(f"{path.name}: not a valid .docx file ({e.__class__.__name__})") from e
-    except Exception as e:  # python-docx raises several lxml and package errors for broken files
-        if "depth" in str(e).lower():
-            raise ParseError(f"{path.name}: nested too deeply to read (over 256 levels of XML)") from e
-        raise ParseError(f"{path.name}: cannot read this .docx file ({e.__class__.__name__})") from e
-    lines: list[str] = []
-    headings: set[int] = set()
-    _docx_blocks(document, lines, headings)
-    return lines, headings
-
-
-def _docx_blocks(container, lines: list[str], headings: set[int]) -> None:
-    """Paragraphs and tables in document order; a table nested in a cell is read where it stands."""
-    from docx.table import Table
-
-    for block in container.iter_inner_content():
-        if isinstance(block, Table):
-            for row in block.rows:
-                cells = list(dict.fromkeys(row.cells))  # a merged cell appears once per column it spans
-                if any(cell.tables for cell in cells):
-                    for cell in cells:
-                        _docx_blocks(cell, lines, headings)
-                else:
-                    lines.append(" | ".join(cell.text.strip() for cell in cells))
-            continue
-        style = (block.style.name if block.style is not None else "") or ""
-        if style.startswith(("Heading", "Title")) and block.text.strip():
-            headings.add(len(lines))
-        lines.append(block.text)
-
-
 def _pdf_lines(path: Path) -> list[str]:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
-
-    try:
-        reader = PdfReader(str(path))
-        pages = [page.extract_text() or "" for page in reader.pages]
-    except (PdfReadError, OSError, ValueError) as e:
-        raise ParseError(f"{path.name}: cannot read this PDF ({e})") from e
+    pages = pdf_pages(path)
     if not "".join(pages).strip():
         raise ParseError(f"{path.name}: the PDF has no text layer (a scan?); run OCR on it first")
     # PDF text breaks lines at the page width; a line that does not end a sentence
@@ -160,7 +50,9 @@ def _pdf_lines(path: Path) -> list[str]:
     return lines
 
 
-def read_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> tuple[str, set[int]]:
+def read_file(
+    path: Path, max_bytes: int = MAX_FILE_BYTES, max_unpacked: int = MAX_UNPACKED_BYTES
+) -> tuple[str, set[int]]:
     """Read a supported file into text; also return the line numbers known to be headings."""
     path = Path(path)
     suffix = path.suffix.lower()
@@ -176,7 +68,7 @@ def read_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> tuple[str, set[int
             "split it, or raise RAG_MAX_FILE_MB"
         )
     if suffix == ".docx":
-        lines, headings = _docx_lines(path)
+        lines, headings = docx_lines(path, max_unpacked)
         text = "\n".join(lines)
     elif suffix == ".pdf":
         text, headings = "\n".join(_pdf_lines(path)), set()
@@ -323,7 +215,9 @@ def _signature(path: Path) -> tuple[int, int]:
     return stat.st_size, stat.st_mtime_ns
 
 
-def parse_file(path: Path, max_bytes: int = MAX_FILE_BYTES, attempts: int = 3) -> ParsedDocument:
+def parse_file(
+    path: Path, max_bytes: int = MAX_FILE_BYTES, attempts: int = 3, max_unpacked: int = MAX_UNPACKED_BYTES
+) -> ParsedDocument:
     """Read and split one file; raises ParseError with a one-line reason.
 
     A file that changes while it is read (an editor saving, a copy still arriving) is read
@@ -332,7 +226,7 @@ def parse_file(path: Path, max_bytes: int = MAX_FILE_BYTES, attempts: int = 3) -
     path = Path(path).resolve()
     for _ in range(attempts):
         before = _signature(path)
-        text, headings = read_file(path, max_bytes)
+        text, headings = read_file(path, max_bytes, max_unpacked)
         if _signature(path) == before:
             return split_articles(text, str(path), headings)
     raise ParseError(f"{path.name}: the file kept changing while it was read; run again once it is saved")

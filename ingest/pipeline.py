@@ -4,12 +4,19 @@ Idempotence is LangChain's indexing API: ``index()`` with a SQL record manager s
 chunks it has seen, and its incremental cleanup deletes the stale chunks of a changed
 file.  Each file is one ``index()`` call with one batch, so an unchanged chunk of a
 changed file is never deleted and re-added.  A run killed part-way is completed by the
-next one: Chroma writes are upserts by content id, and ``reconcile`` removes vectors the
-record manager never heard of (and records whose vectors are missing).
+next one: Chroma writes are upserts by content id, and ``reconcile`` -- before indexing and
+after -- removes vectors the record manager never heard of and records whose vectors are
+missing (a kill between the two deletes of a removal), so one run heals either case.
+
+Files are parsed before the write lock is taken (a slow .docx keeps no one else waiting),
+each within a budget (``ingest.budget``); any failure of one file is its one-line reason.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -17,8 +24,9 @@ from pathlib import Path
 
 from langchain_core.embeddings import Embeddings
 
+from ingest.budget import read_document
 from ingest.chunk import chunk_document
-from ingest.parse import SUPPORTED_SUFFIXES, parse_file
+from ingest.parse import SUPPORTED_SUFFIXES
 from rag.config import Settings
 from rag.errors import ParseError
 from rag.store import (
@@ -34,7 +42,12 @@ from rag.store import (
 from rag.text import sentence_spans
 from rag.types import Chunk, ParsedDocument
 
+log = logging.getLogger(__name__)
+
 BUNDLED_COLLECTION = Path(__file__).parent / "data" / "leader_interviews.txt"
+# The bundled collection is stored under this name, not its install path: a reinstall
+# elsewhere sharing RAG_HOME finds it indexed already instead of indexing it twice.
+BUNDLED_SOURCE = "<bundled>/leader_interviews.txt"
 
 
 @dataclass
@@ -157,16 +170,27 @@ class CountingEmbeddings(Embeddings):
         return self.inner.embed_query(text)
 
 
-def parse_files(files: list[Path], settings: Settings) -> tuple[list[tuple[ParsedDocument, list[Chunk]]], list]:
+def parse_files(
+    files: list[Path], settings: Settings, cancel: threading.Event | None = None
+) -> tuple[list[tuple[ParsedDocument, list[Chunk]]], list]:
     """Each readable file parsed and chunked; the outcome of each file that is not."""
     parsed, failed = [], []
     for path in files:
         try:
-            doc = parse_file(path, max_bytes=settings.max_file_mb * 2**20)
+            doc = read_document(path, settings, cancel)
+            if Path(path).resolve() == BUNDLED_COLLECTION.resolve():
+                doc = dataclasses.replace(doc, source=BUNDLED_SOURCE)
+            chunks = chunk_document(doc, settings.chunk_size, settings.chunk_overlap)
         except ParseError as e:
             failed.append(FileOutcome(str(path), "failed", str(e)))
             continue
-        parsed.append((doc, chunk_document(doc, settings.chunk_size, settings.chunk_overlap)))
+        except Exception as e:  # a failure nobody foresaw stays this file's: the run goes on
+            log.exception("reading %s failed", path)
+            failed.append(
+                FileOutcome(str(path), "failed", f"{Path(path).name}: cannot read this file ({e.__class__.__name__})")
+            )
+            continue
+        parsed.append((doc, chunks))
     return parsed, failed
 
 
@@ -177,17 +201,21 @@ def ingest(
     prune: bool = False,
     on_progress: Callable[[int, int, str], None] | None = None,
     embedder=None,
+    cancel: threading.Event | None = None,
 ) -> IngestReport:
-    """Ingest ``paths`` (default: the bundled collection) into the index under ``settings.home``."""
+    """Ingest ``paths`` (default: the bundled collection) into the index under ``settings.home``.
+
+    ``cancel``, set from another thread, stops a file that is still being read (it is reported failed).
+    """
     from rag.embeddings import load_embedder
 
     settings = settings or Settings.from_env()
     began = time.perf_counter()
     report = IngestReport()
+    files, report.files = collect_files(paths or [BUNDLED_COLLECTION])
+    parsed, failed = parse_files(files, settings, cancel)
+    report.files += failed
     with storage_errors(settings), ingest_lock(settings):
-        files, report.files = collect_files(paths or [BUNDLED_COLLECTION])
-        parsed, failed = parse_files(files, settings)
-        report.files += failed
         progress = Progress(on_progress)
         # Progress counts chunks and the sentences the answer scorer needs vectors of.
         progress.start(sum(len(chunks) + len(sentence_texts(chunks)) for _, chunks in parsed))
@@ -197,6 +225,9 @@ def ingest(
         store = vector_store(settings, cached, client)
         records = record_manager(settings)
         documents = DocumentStore(settings)
+        reconcile(store, records)
+        if any(doc.source == BUNDLED_SOURCE for doc, _ in parsed):
+            report.pruned += forget_sources(store, records, _legacy_bundled(store))
         for doc, chunks in parsed:
             outcome = _index_document(doc, chunks, store, records, documents, counting)
             report.files.append(outcome)
@@ -206,7 +237,7 @@ def ingest(
                 embed_sentences(settings, counting, sentences)
             progress.advance(len(sentences) - (counting.embedded - before))  # found in the cache, or unchanged
         if prune:
-            report.pruned = prune_missing(store, records)
+            report.pruned += prune_missing(store, records)
         reconcile(store, records)
         collect_garbage(store, documents)
         if report.changed:  # an unchanged run leaves no vector behind: skip reading every chunk
@@ -279,15 +310,26 @@ def _all_metadata(store) -> tuple[list[str], list[dict]]:
 
 def prune_missing(store, records) -> int:
     """Delete the chunks of every source file that no longer exists; return how many."""
-    ids, metadatas = _all_metadata(store)
-    gone = sorted({m["source"] for m in metadatas if not Path(m["source"]).exists()})
-    if not gone:
+    _, metadatas = _all_metadata(store)
+    gone = {m["source"] for m in metadatas if m["source"] != BUNDLED_SOURCE and not Path(m["source"]).exists()}
+    return forget_sources(store, records, gone)
+
+
+def _legacy_bundled(store) -> set[str]:
+    """Sources that are the bundled collection stored under an install path (older indexes)."""
+    _, metadatas = _all_metadata(store)
+    tail = ("ingest", "data", BUNDLED_COLLECTION.name)
+    return {m["source"] for m in metadatas if m["source"] != BUNDLED_SOURCE and Path(m["source"]).parts[-3:] == tail}
+
+
+def forget_sources(store, records, sources: set[str]) -> int:
+    """Delete every chunk and record of ``sources``; return how many chunks."""
+    if not sources:
         return 0
-    keys = records.list_keys(group_ids=gone)
-    doomed = [i for i, m in zip(ids, metadatas) if m["source"] in gone]
+    doomed = store.get(where={"source": {"$in": sorted(sources)}}, include=[])["ids"]
     if doomed:
         store.delete(doomed)
-    records.delete_keys(keys)
+    records.delete_keys(records.list_keys(group_ids=sorted(sources)))
     return len(doomed)
 
 

@@ -49,6 +49,8 @@ class Settings:
     ui_concurrency: int = 4
     ui_queue_size: int = 64
     max_file_mb: int = 20
+    max_unpacked_mb: int = 64  # the XML a .docx may unpack to
+    parse_seconds: int = 120  # the time one .docx or .pdf may take to read
     ui_port: int = 7860
     answerer: str = "learned"  # the extractive answerer: "learned" (the scorer) or "rules"
     ui_auth: str | None = None  # "user:password"
@@ -70,6 +72,8 @@ class Settings:
             raise ConfigError("RAG_UI_CONCURRENCY and RAG_UI_QUEUE_SIZE must be at least 1.")
         if self.max_file_mb < 1:
             raise ConfigError("RAG_MAX_FILE_MB must be at least 1 (megabytes).")
+        if self.max_unpacked_mb < 1 or self.parse_seconds < 1:
+            raise ConfigError("RAG_MAX_UNPACKED_MB and RAG_PARSE_SECONDS must be at least 1.")
         if self.answerer not in ("learned", "rules"):
             raise ConfigError(f"RAG_ANSWERER must be 'learned' or 'rules', not {self.answerer!r}.")
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{1,40}", self.collection):
@@ -95,6 +99,8 @@ class Settings:
             ui_concurrency=_env_int("UI_CONCURRENCY", 4),
             ui_queue_size=_env_int("UI_QUEUE_SIZE", 64),
             max_file_mb=_env_int("MAX_FILE_MB", 20),
+            max_unpacked_mb=_env_int("MAX_UNPACKED_MB", 64),
+            parse_seconds=_env_int("PARSE_SECONDS", 120),
             ui_port=_env_int("UI_PORT", 7860),
             ui_auth=_env("UI_AUTH"),
             answerer=_env("ANSWERER", "learned"),

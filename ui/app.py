@@ -302,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     except RagError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    from ui.cli import setup_logging
+
+    setup_logging(settings)
     parser = argparse.ArgumentParser(prog="rag ui", description="Start the chat page.")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=settings.ui_port, help="port (default RAG_UI_PORT or 7860)")

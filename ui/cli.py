@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import resource
+import logging
+import os
 import sys
 from pathlib import Path
 
@@ -12,7 +13,30 @@ from rag.errors import RagError
 
 
 def _peak_memory_mb() -> float:
+    import resource  # POSIX only: imported where it is used
+
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def setup_logging(settings: Settings) -> None:
+    """Log lines (a reader's complaints about a broken PDF, failures) go to RAG_HOME/rag.log, not the terminal."""
+    from logging.handlers import RotatingFileHandler
+
+    root = logging.getLogger()
+    if any(getattr(h, "rag_log", False) for h in root.handlers):
+        return
+    try:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        path = settings.home / "rag.log"
+        handler = RotatingFileHandler(path, maxBytes=5 * 2**20, backupCount=2, encoding="utf-8")
+        os.chmod(path, 0o600)
+    except OSError:  # a read-only home: no log file, and nothing printed either
+        handler = logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.rag_log = True
+    root.addHandler(handler)
+    for name in ("rag", "ingest", "ui"):
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
@@ -208,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
+        setup_logging(settings)
         return args.func(args, settings)
     except RagError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,0 +1,218 @@
+"""Files that used to abort a run or hold it for minutes: each is one line of reason, the run goes on."""
+
+from __future__ import annotations
+
+import io
+import random
+import threading
+import time
+import zipfile
+import zlib
+from pathlib import Path
+
+import pytest
+
+from ingest.parse import decode_text, parse_file
+from ingest.pipeline import ingest, parse_files
+from rag.config import Settings
+from rag.errors import ParseError
+from tests.conftest import HashEmbedder as FakeEmbeddings
+
+GOOD = "科技局长谈创新\n记者：量子实验室什么时候建成？\n局长：量子计算实验室将于x月底前建成投用。\n"
+
+
+def _pdf(text: str = "Interview with the director. We cut approval time to five working days.") -> bytes:
+    from reportlab.pdfgen import canvas
+
+    buffer = io.BytesIO()
+    c = canvas.Canvas(buffer)
+    c.drawString(72, 720, text)
+    c.save()
+    return buffer.getvalue()
+
+
+def _docx(paragraphs: list[str]) -> bytes:
+    import docx
+
+    document = docx.Document()
+    for p in paragraphs:
+        document.add_paragraph(p)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def _inflating_pdf(megabytes: int) -> bytes:
+    """A one-page PDF whose content stream inflates to ``megabytes`` MB (a few hundred KB on disk)."""
+    stream = zlib.compress(b"BT /F1 12 Tf 72 720 Td (bomb) Tj ET\n" + b" " * (megabytes * 2**20), 9)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def test_aes_encrypted_pdf_with_an_empty_password_is_read(tmp_path):
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(_pdf())))
+    writer.encrypt(user_password="", owner_password="owner-secret", algorithm="AES-256")
+    path = tmp_path / "aes.pdf"
+    with open(path, "wb") as f:
+        writer.write(f)
+    assert b"/AESV3" in path.read_bytes() or b"/V 5" in path.read_bytes()
+    assert "five working days" in parse_file(path).text
+
+
+def test_a_pdf_with_a_real_password_gets_one_line(tmp_path):
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(_pdf())))
+    writer.encrypt(user_password="secret", algorithm="AES-128")
+    path = tmp_path / "locked.pdf"
+    with open(path, "wb") as f:
+        writer.write(f)
+    with pytest.raises(ParseError, match="password"):
+        parse_file(path)
+
+
+def test_a_pdf_stream_inflating_past_the_limit_is_one_line(tmp_path):
+    path = tmp_path / "inflate.pdf"
+    path.write_bytes(_inflating_pdf(80))  # pypdf stops at 75 MB with LimitReachedError
+    assert path.stat().st_size < 1_000_000
+    with pytest.raises(ParseError, match=r"inflate\.pdf: cannot read this PDF \(LimitReachedError"):
+        parse_file(path)
+
+
+def test_utf16_with_and_without_bom_is_read():
+    text = "记者：审批时间缩短了多少？\nxxx：审批时限压缩到5个工作日以内。\n"
+    for data in (
+        text.encode("utf-16"),  # with BOM
+        text.encode("utf-16-le"),
+        text.encode("utf-16-be"),
+        b"\xff\xfe\x00\x00" + text.encode("utf-32-le"),
+    ):
+        assert decode_text(data, "u16.txt") == text
+    with pytest.raises(ParseError, match="binary"):
+        decode_text(bytes(range(256)) * 20, "blob.txt")
+
+
+def _mutate(data: bytes, rng: random.Random) -> bytes:
+    """A seeded corruption: flipped bytes, a cut, a duplicated or dropped span."""
+    out = bytearray(data)
+    kind = rng.randrange(4)
+    if kind == 0:
+        for _ in range(rng.randint(1, 40)):
+            out[rng.randrange(len(out))] = rng.randrange(256)
+    elif kind == 1:
+        del out[rng.randrange(len(out) // 4, len(out)) :]
+    elif kind == 2:
+        i, j = sorted(rng.sample(range(len(out)), 2))
+        out[i:i] = out[i:j][:5000]
+    else:
+        i = rng.randrange(len(out))
+        del out[i : i + rng.randint(1, 2000)]
+    return bytes(out)
+
+
+FUZZED_PER_FORMAT = 120
+
+
+def test_fuzzed_pdfs_and_docx_never_abort_a_run(tmp_path, capfd):
+    """A seeded mutator makes broken files; the run reports each and indexes the good file beside them."""
+    rng = random.Random(20261129)
+    seeds = {".pdf": _pdf("审批时限压缩到5个工作日以内。 Approval within five days."), ".docx": _docx(GOOD.split("\n"))}
+    folder = tmp_path / "fuzz"
+    folder.mkdir()
+    for suffix, data in seeds.items():
+        for i in range(FUZZED_PER_FORMAT):
+            (folder / f"f{i:03d}{suffix}").write_bytes(_mutate(data, rng))
+    (folder / "good.txt").write_text(GOOD, encoding="utf-8")
+    settings = Settings(home=tmp_path / "home", parse_seconds=30)
+    report = ingest([folder], settings, embedder=FakeEmbeddings())
+    assert len(report.files) == 2 * FUZZED_PER_FORMAT + 1
+    by_name = {Path(f.path).name: f for f in report.files}
+    assert by_name["good.txt"].status == "indexed"
+    for outcome in report.failed:
+        assert outcome.reason and "\n" not in outcome.reason and Path(outcome.path).name in outcome.reason
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "pypdf" not in err.lower() and "warning" not in err.lower()
+
+
+def _slow_docx(path: Path, megabytes: int) -> None:
+    """A .docx of ``megabytes`` MB of XML in many small paragraphs (a few hundred KB zipped)."""
+    paragraph = "<w:p><w:r><w:t>营商环境持续优化审批时限压缩</w:t></w:r></w:p>"
+    body = paragraph * (megabytes * 2**20 // len(paragraph.encode()))
+    template = zipfile.ZipFile(io.BytesIO(_docx(["x"])))
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for item in template.infolist():
+            data = template.read(item.filename)
+            if item.filename == "word/document.xml":
+                head, _, tail = data.decode().partition("<w:body>")
+                data = (head + "<w:body>" + body + tail.split("</w:p>", 1)[1]).encode()
+            z.writestr(item.filename, data)
+
+
+def test_a_docx_over_the_unpacked_limit_is_refused_before_parsing(tmp_path):
+    path = tmp_path / "big.docx"
+    _slow_docx(path, 12)
+    assert path.stat().st_size < 2_000_000
+    settings = Settings(home=tmp_path / "home", max_unpacked_mb=8)
+    began = time.perf_counter()
+    _, failed = parse_files([path], settings)
+    assert "RAG_MAX_UNPACKED_MB" in failed[0].reason
+    assert time.perf_counter() - began < 30  # refused from the zip's directory, not parsed
+
+
+def test_a_docx_over_the_time_budget_is_stopped_and_the_lock_stays_free(tmp_path):
+    """The slow file is stopped at RAG_PARSE_SECONDS; meanwhile another ingestion writes at once."""
+    slow = tmp_path / "slow.docx"
+    _slow_docx(slow, 40)
+    good = tmp_path / "good.txt"
+    good.write_text(GOOD, encoding="utf-8")
+    settings = Settings(home=tmp_path / "home", parse_seconds=3)
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(r=ingest([slow], settings, embedder=FakeEmbeddings())))
+    worker.start()
+    time.sleep(1.0)
+    other = ingest([good], settings, embedder=FakeEmbeddings())  # no IndexBusyError: parsing holds no lock
+    assert other.count("indexed") == 1
+    worker.join(timeout=120)
+    (failed,) = result["r"].failed
+    assert "RAG_PARSE_SECONDS" in failed.reason
+
+
+def test_reading_a_docx_can_be_cancelled(tmp_path):
+    slow = tmp_path / "slow.docx"
+    _slow_docx(slow, 40)
+    cancel = threading.Event()
+    threading.Timer(1.0, cancel.set).start()
+    settings = Settings(home=tmp_path / "home", parse_seconds=300)
+    began = time.perf_counter()
+    report = ingest([slow], settings, embedder=FakeEmbeddings(), cancel=cancel)
+    assert "cancelled" in report.failed[0].reason
+    assert time.perf_counter() - began < 60  # stopped, not read to the end
+
+
+def test_an_unforeseen_failure_in_one_file_is_its_reason(tmp_path, monkeypatch):
+    import ingest.pipeline as pipeline
+
+    def broken(doc, size, overlap):
+        raise RuntimeError("boom")
+
+    (tmp_path / "a.txt").write_text(GOOD, encoding="utf-8")
+    monkeypatch.setattr(pipeline, "chunk_document", broken)
+    parsed, failed = parse_files([tmp_path / "a.txt"], Settings(home=tmp_path / "home"))
+    assert not parsed and failed[0].reason == "a.txt: cannot read this file (RuntimeError)"
