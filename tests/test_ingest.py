@@ -125,3 +125,37 @@ def test_orphans_from_an_interrupted_run_are_reconciled(settings, fake_embedder,
     reconcile(store, records)
     assert "orphan" not in store_state(settings)
     assert len(store_state(settings)) == 38
+
+
+def test_a_kill_between_the_two_deletes_heals_in_one_run(settings, fake_embedder, tmp_path):
+    """Chroma's chunks of a file deleted, the record manager's keys not (a kill in between): one run restores them."""
+    from rag.store import vector_store
+
+    shutil.copy(CORPUS, tmp_path / "c.txt")
+    ingest([tmp_path], settings, embedder=fake_embedder)
+    clean = store_state(settings)
+    store = vector_store(settings, fake_embedder)
+    store.delete(sorted(clean)[:7])
+    report = ingest([tmp_path], settings, embedder=fake_embedder)
+    assert report.added == 7
+    assert store_state(settings) == clean
+    assert set(record_manager(settings).list_keys()) == set(clean)
+
+
+def test_the_bundled_collection_is_one_document_whatever_its_install_path(settings, fake_embedder, tmp_path):
+    """An index made by an older install (source = its absolute path) and a new install share RAG_HOME."""
+    from ingest.pipeline import BUNDLED_SOURCE
+    from rag.store import vector_store
+
+    elsewhere = tmp_path / "old-venv" / "site-packages" / "ingest" / "data"
+    elsewhere.mkdir(parents=True)
+    shutil.copy(CORPUS, elsewhere / CORPUS.name)
+    ingest([elsewhere / CORPUS.name], settings, embedder=fake_embedder)  # an older index keyed by the path
+    store = vector_store(settings, fake_embedder)
+    assert {v[1] for v in store_state(settings).values()} == {str((elsewhere / CORPUS.name).resolve())}
+    report = ingest(None, settings, embedder=fake_embedder)  # the bundled collection from this install
+    state = store_state(settings)
+    assert len(state) == 38 and {v[1] for v in state.values()} == {BUNDLED_SOURCE}
+    assert report.pruned == 38
+    assert ingest([CORPUS], settings, embedder=fake_embedder).added == 0  # the same file by its path: one document
+    assert len(store.get(include=[])["ids"]) == 38
