@@ -216,3 +216,38 @@ def test_an_unforeseen_failure_in_one_file_is_its_reason(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "chunk_document", broken)
     parsed, failed = parse_files([tmp_path / "a.txt"], Settings(home=tmp_path / "home"))
     assert not parsed and failed[0].reason == "a.txt: cannot read this file (RuntimeError)"
+
+
+@pytest.mark.slow
+def test_the_cli_is_quiet_about_pypdf_safe_in_a_terminal_and_on_a_closed_pipe(tmp_path, model_cache):
+    import os
+    import re
+    import subprocess
+    import sys
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "escapes.txt").write_text(
+        "审批访谈\n局长：审批时限压缩到5个工作日以内\x1b]0;pwned\x07\x1b[2J。我们取消了纸质申报材料。\n", encoding="utf-8"
+    )
+    warned = re.sub(rb"startxref\n\d+", b"startxref\n999999", _pdf("Approval within five working days."))
+    (folder / "warned.pdf").write_bytes(warned)  # readable, but pypdf complains about it
+    home = tmp_path / "home"
+    env = {**os.environ, "RAG_HOME": str(home), "RAG_MODEL_CACHE": str(model_cache)}
+    cli = [sys.executable, "-m", "ui.cli"]
+    ingested = subprocess.run([*cli, "ingest", str(folder)], env=env, capture_output=True, text=True, timeout=300)
+    assert ingested.returncode == 0, ingested.stdout + ingested.stderr
+    assert "2 read" in ingested.stdout
+    assert "startxref" not in ingested.stderr + ingested.stdout and "pypdf" not in ingested.stderr.lower()
+    assert "startxref" in (home / "rag.log").read_text(encoding="utf-8")  # the log has it
+
+    question = "审批时限压缩到几个工作日？"
+    asked = subprocess.run([*cli, "ask", question], env=env, capture_output=True, text=True, timeout=300)
+    assert "5个工作日" in asked.stdout
+    assert "\x1b" not in asked.stdout and "\x07" not in asked.stdout and "\\x1b]0;" in asked.stdout
+
+    closed = subprocess.Popen([*cli, "ask", question], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    closed.stdout.close()  # the reader is gone before anything is written (as with `| head -1`)
+    err = closed.stderr.read().decode()
+    closed.wait(timeout=300)
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

@@ -9,7 +9,7 @@ from rag.config import Settings, is_loopback
 from rag.errors import RagError
 from rag.types import Answer, Article, Chunk, Citation, Hit, Paragraph, ParsedDocument
 from ui.app import ChatPage, main
-from ui.render import answer_markdown, sources_html
+from ui.render import answer_html, sources_html
 
 TEXT = "访谈标题\n“营商环境是生产力。”局长xxx说。\n##paidbegin##我们取消了纸质材料。审批时限压缩到x个工作日。"
 
@@ -56,7 +56,7 @@ def _answer() -> Answer:
 
 
 def test_markers_link_to_their_source_cards():
-    html = answer_markdown(_answer())
+    html = answer_html(_answer())
     assert 'href="#cite-1"' in html and "我们取消了纸质材料" in html
     assert 'title="《访谈标题》第2段' in html
 
@@ -79,7 +79,7 @@ def test_not_found_panel_shows_closest_passages_marked_as_such():
 
 def test_answers_are_escaped():
     answer = Answer("q", "<script>alert(1)</script>[1]", True, _answer().citations)
-    assert "<script>" not in answer_markdown(answer)
+    assert "<script>" not in answer_html(answer)
 
 
 def test_chat_streams_then_renders_and_keeps_history():
@@ -151,3 +151,26 @@ def test_a_port_in_use_is_one_line_not_a_traceback(capsys):
         assert main(["--port", str(port)]) == 2
     err = capsys.readouterr().err
     assert f"port {port} on 127.0.0.1 is in use" in err and "Traceback" not in err
+
+
+def _answer_quoting(quote: str) -> Answer:
+    citation = Citation(1, "/data/a.txt", "访谈`标题", quote, 0, len(quote), 1.0, "局长xxx", 1, 2, "h", "c")
+    return Answer("q", f"{quote}[1]", True, [citation])
+
+
+def test_nothing_in_a_quote_is_live_markup():
+    """Links, images, a literal [1], a lone backtick and a right-to-left override stay text."""
+    quote = "详见 http://evil.example/x 和 ![](http://evil.example/i.png) 及 [点此](javascript:alert(1)) [1] 这个`符号\u202e反转。"
+    html = answer_html(_answer_quoting(quote))
+    assert html.count("<a ") == 1 and html.count('href="#cite-1"') == 1  # only the real marker links
+    assert "<img" not in html and "<code" not in html and "\u202e" not in html and "&lt;U+202E&gt;" in html
+    assert html.startswith("详见 http://evil.example/x 和 ![](http://evil.example/i.png)")
+
+
+def test_terminal_output_shows_escape_sequences_as_codes():
+    from ui.cli import format_answer
+
+    quote = "审批时限压缩到5个工作日。\x1b]0;pwned\x07\x1b[2J\u202e完"
+    text = format_answer(_answer_quoting(quote))
+    assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+    assert "\\x1b]0;pwned\\x07\\x1b[2J<U+202E>完" in text

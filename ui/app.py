@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rag.config import is_loopback
 from rag.errors import RagError
-from ui.render import CSS, answer_markdown, sources_html
+from ui.render import CSS, answer_html, sources_html, text_html
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +88,11 @@ class ChatPage:
         """Stream the answer into the chat, then show it with its sources; remember the turn."""
         import gradio as gr
 
-        chat = [*chat, {"role": "user", "content": html.escape(message or "")}, {"role": "assistant", "content": "…"}]
+        chat = [*chat, {"role": "user", "content": text_html(message or "")}, {"role": "assistant", "content": "…"}]
         try:
             stream = self.assistant.ask_stream(message, history=turns)
             for text in stream:
-                chat[-1]["content"] = html.escape(text)
+                chat[-1]["content"] = text_html(text)  # unchecked text: never markup, never a link
                 yield chat, turns, gr.update(), ""
             answer = stream.answer()
         except RagError as e:
@@ -105,7 +105,7 @@ class ChatPage:
             chat[-1]["content"] = html.escape(text)
             yield chat, turns, f'<div class="src-none">{html.escape(text)}</div>', ""
             return
-        chat[-1]["content"] = answer_markdown(answer)
+        chat[-1]["content"] = answer_html(answer)
         if answer.found:
             turns = [*turns, (answer.question, answer.text)]
         yield chat, turns, sources_html(answer, self.assistant.documents), ""
@@ -188,7 +188,15 @@ class ChatPage:
     def _chat_tab(gr):
         with gr.Row():
             with gr.Column(scale=3):
-                chatbot = gr.Chatbot(label="对话", height=520, sanitize_html=True, elem_id="chat")
+                # Messages are HTML made by ui.render (text escaped, own links only): no Markdown, no LaTeX.
+                chatbot = gr.Chatbot(
+                    label="对话",
+                    height=520,
+                    sanitize_html=True,
+                    render_markdown=False,
+                    latex_delimiters=[],
+                    elem_id="chat",
+                )
                 question = gr.Textbox(
                     placeholder="输入问题，按回车 · Type a question and press Enter",
                     show_label=False,

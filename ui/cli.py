@@ -69,7 +69,12 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def format_answer(answer) -> str:
-    """The answer and its citations as plain text for a terminal or a document."""
+    """The answer and its citations as plain text for a terminal or a document.
+
+    Escape sequences and bidi overrides from a document are shown as codes, never sent to the terminal.
+    """
+    from ui.render import visible
+
     lines = [answer.text]
     if answer.notice:
         lines.insert(0, f"({answer.notice})")
@@ -77,7 +82,7 @@ def format_answer(answer) -> str:
         who = f" · {c.interviewee}" if c.interviewee else ""
         lines.append(f"[{c.n}] 《{c.title}》{who} · {Path(c.source).name} 第{c.paragraph}段 (chars {c.start}-{c.end})")
         lines.append(f"    “{c.quote}”")
-    return "\n".join(lines)
+    return "\n".join(visible(line) for line in lines)
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
@@ -240,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # rag ask ... | head -1: the reader left; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

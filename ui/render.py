@@ -1,4 +1,10 @@
-"""HTML for the chat page: answers with linked markers, and the source panel."""
+"""HTML for the chat page: answers with linked markers, and the source panel.
+
+Nothing from a document or a model is live markup: the chat renders these strings as HTML
+with Markdown off, every piece of text is escaped, and the only links are the project's own
+citation markers.  Bidi overrides and terminal control characters are shown as visible codes
+(``<U+202E>``, ``\\x1b``) so a quote cannot reverse or hide the text after it.
+"""
 
 from __future__ import annotations
 
@@ -24,25 +30,55 @@ CSS = """
 """
 
 
+_HIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    """``text`` with control and bidi-override characters shown as codes instead of acting."""
+
+    def code(match: re.Match) -> str:
+        c = ord(match.group(0))
+        return f"\\x{c:02x}" if c < 0x100 else f"<U+{c:04X}>"
+
+    return _HIDDEN.sub(code, text)
+
+
 def _escape(text: str) -> str:
-    return html.escape(text, quote=True)
+    return html.escape(visible(text), quote=True)
 
 
-def answer_markdown(answer: Answer) -> str:
-    """The answer text with each [n] turned into a link to its source card (the quote on hover)."""
+def text_html(text: str) -> str:
+    """Plain text as HTML: escaped, controls visible, line breaks kept (a streamed answer, a message)."""
+    return _escape(text).replace("\n", "<br>")
+
+
+def _quoted_spans(text: str, citations) -> list[tuple[int, int]]:
+    """Where the quotes stand in the answer text: a "[1]" inside a quoted document is text, not a marker."""
+    spans = []
+    for c in citations:
+        at = text.find(c.quote) if c.quote else -1
+        while at >= 0:
+            spans.append((at, at + len(c.quote)))
+            at = text.find(c.quote, at + 1)
+    return spans
+
+
+def answer_html(answer: Answer) -> str:
+    """The answer text with each [n] marker a link to its source card (the quote on hover)."""
     quotes = {c.n: c for c in answer.citations}
-
-    def link(match: re.Match) -> str:
-        n = int(match.group(1))
-        c = quotes.get(n)
-        if c is None:
-            return match.group(0)
+    spans = _quoted_spans(answer.text, answer.citations)
+    parts, pos = [], 0
+    for match in _MARKER.finditer(answer.text):
+        c = quotes.get(int(match.group(1)))
+        if c is None or any(s <= match.start() < e for s, e in spans):
+            continue
         tip = _escape(f"《{c.title}》第{c.paragraph}段：{c.quote}")
-        return f'<a class="cite" href="#cite-{n}" title="{tip}">[{n}]</a>'
-
-    body = _MARKER.sub(link, _escape(answer.text).replace("\n", "  \n"))
+        parts += [text_html(answer.text[pos : match.start()]), f'<a class="cite" href="#cite-{c.n}" title="{tip}">[{c.n}]</a>']
+        pos = match.end()
+    parts.append(text_html(answer.text[pos:]))
+    body = "".join(parts)
     if answer.notice:
-        body = f"*{_escape(answer.notice)}*\n\n{body}"
+        body = f"<em>{_escape(answer.notice)}</em><br><br>{body}"
     return body
 
 
