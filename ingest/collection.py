@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -63,6 +64,7 @@ def list_documents(settings: Settings) -> list[dict]:
     metadatas = collection.get(include=["metadatas"])["metadatas"]
     counts = Counter((m["source"], m["doc_hash"]) for m in metadatas)
     documents = DocumentStore(settings)
+    root = _collection_root(settings, {source for source, _ in counts})
     rows = []
     for (source, doc_hash), n in sorted(counts.items()):
         try:
@@ -72,6 +74,7 @@ def list_documents(settings: Settings) -> list[dict]:
         rows.append(
             {
                 "source": source,
+                "path": shown_path(source, settings, root),
                 "file": Path(source).name,
                 "title": raw["title"],
                 "articles": [a["title"] for a in raw["articles"]],
@@ -82,8 +85,36 @@ def list_documents(settings: Settings) -> list[dict]:
     return rows
 
 
+def _collection_root(settings: Settings, sources: set[str]) -> Path | None:
+    """The folder the files from outside RAG_HOME have in common (None when there are none)."""
+    outside = [s for s in sources if s != BUNDLED_SOURCE and not Path(s).is_relative_to(settings.home)]
+    if not outside:
+        return None
+    return Path(os.path.commonpath([str(Path(s).parent) for s in outside]))
+
+
+def shown_path(source: str, settings: Settings, root: Path | None = None) -> str:
+    """``source`` as a person is shown it: relative to RAG_HOME or to the collection's root, never absolute."""
+    path = Path(source)
+    for base in (settings.home, root):
+        if base is not None and path.is_relative_to(base):
+            return path.relative_to(base).as_posix()
+    return source if source == BUNDLED_SOURCE else path.name
+
+
+def discard_upload(settings: Settings, path: Path) -> None:
+    """Delete a stored upload (and its folder, once empty); anything outside RAG_HOME/uploads is left alone."""
+    uploads = (settings.home / "uploads").resolve()
+    path = Path(path).resolve()
+    if not path.is_relative_to(uploads) or path == uploads:
+        return
+    path.unlink(missing_ok=True)
+    if path.parent != uploads and not any(path.parent.iterdir()):
+        path.parent.rmdir()
+
+
 def remove_documents(settings: Settings, sources: list[str], embedder=None) -> int:
-    """Remove every chunk of ``sources`` from the index; return how many were removed."""
+    """Remove every chunk of ``sources`` from the index, and the uploaded copies; return how many chunks."""
     from rag.embeddings import load_embedder
 
     with storage_errors(settings), ingest_lock(settings):
@@ -98,7 +129,9 @@ def remove_documents(settings: Settings, sources: list[str], embedder=None) -> i
         collect_garbage(store, DocumentStore(settings))
         prune_cache(cached_embedder(settings, embedder), live_texts(settings, client))
         mark_changed(settings)
-        return len(data["ids"])
+    for source in sources:
+        discard_upload(settings, Path(source))
+    return len(data["ids"])
 
 
 _SAFE_NAME = re.compile(r"[^\w\u4e00-\u9fff.()（）-]+")
@@ -108,7 +141,8 @@ def store_upload(settings: Settings, temp_path: Path, original_name: str) -> Pat
     """Copy an uploaded file into ``RAG_HOME/uploads`` under a name made from its content.
 
     The uploaded name is only shown, never used as a path: the file lands in a folder
-    named by its hash, under a name cleaned of separators and dots at the start.
+    named by its hash, under a name cleaned of separators and dots at the start.  Only this
+    user can read it (0600 in 0700 folders), like the stored documents.
     """
     suffix = Path(original_name).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
@@ -125,6 +159,11 @@ def store_upload(settings: Settings, temp_path: Path, original_name: str) -> Pat
     digest = hashlib.sha256(data).hexdigest()[:16]
     stem = _SAFE_NAME.sub("_", Path(original_name.replace("\\", "/")).stem).strip("._") or "upload"
     target = settings.home / "uploads" / digest / f"{stem[:80]}{suffix}"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
+    for folder in (settings.home / "uploads", target.parent):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(folder, 0o700)
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(data)
+    os.chmod(target, 0o600)  # an older copy written with other bits
     return target

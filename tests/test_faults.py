@@ -331,6 +331,7 @@ def test_a_very_long_line_and_deeply_nested_docx(tmp_path, settings, e5):
 
 
 def test_hostile_uploads_through_the_page_are_refused_and_the_rest_indexed(tmp_path, settings, e5):
+    """Refused files are not kept, kept ones are private, Gradio's copies are deleted, removal needs no listing."""
     from gradio_client import Client, handle_file
 
     from bench.load import start_page
@@ -343,26 +344,43 @@ def test_hostile_uploads_through_the_page_are_refused_and_the_rest_indexed(tmp_p
     (files / "report.docx").write_text("这不是一个docx文件。", encoding="utf-8")  # text named .docx
     (files / "tool.exe").write_bytes(b"MZ" + b"\0" * 100)
     (files / "big.txt").write_text("大" * (2**20), encoding="utf-8")  # 3 MB, over a 1 MB limit
+    gradio_temp = tmp_path / "gradio-temp"
     before_outside = {p for p in tmp_path.rglob("*") if not p.is_relative_to(settings.home)}
 
-    proc, url = start_page(env={"RAG_MAX_FILE_MB": "1"})
+    proc, url = start_page(env={"RAG_MAX_FILE_MB": "1", "GRADIO_TEMP_DIR": str(gradio_temp)})
     try:
         client = Client(url, verbose=False)
         names = ["good.txt", "photo.txt", "report.docx"]
-        message, table, _ = client.predict([handle_file(str(files / n)) for n in names], api_name="/upload")
+        message, table, *_ = client.predict([handle_file(str(files / n)) for n in names], api_name="/upload")
         assert message.startswith("已索引 1 个文件")
         assert "photo.txt: binary content" in message
         assert "report.docx: not a valid .docx file" in message
-        assert "good.txt" in str(table)
+        assert "good.txt" in str(table) and str(settings.home) not in str(table) + message
         with pytest.raises(Exception, match="Invalid file type"):  # refused by the page before it is stored
             client.predict([handle_file(str(files / "tool.exe"))], api_name="/upload")
         with pytest.raises(Exception, match="(?i)size|large|limit"):
             client.predict([handle_file(str(files / "big.txt"))], api_name="/upload")
         chat, _, _ = client.predict("明年将新建几所高中？", [], api_name="/ask")
         assert "三所高中" in str(chat[-1]["content"])
+
+        kept = [p for p in (settings.home / "uploads").rglob("*") if p.is_file()]
+        assert [p.name for p in kept] == ["good.txt"]  # the refused ones are gone
+        assert all(p.stat().st_mode & 0o077 == 0 for p in kept)  # readable by this user only
+        copies = [p.name for p in gradio_temp.rglob("*") if p.is_file() and p.name in names]
+        assert copies == [], copies
+
+        shown = kept[0].relative_to(settings.home).as_posix()
+        fresh = Client(url, verbose=False)  # a new session that never listed the documents
+        removed, *_ = fresh.predict([shown], api_name="/remove")
+        assert removed.startswith("已删除 1 个文件")
+        assert not [p for p in (settings.home / "uploads").rglob("*") if p.is_file()]
+        chat, _, _ = fresh.predict("明年将新建几所高中？", [], api_name="/ask")
+        assert "三所高中" not in str(chat[-1]["content"])
         assert proc.poll() is None
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    after_outside = {p for p in tmp_path.rglob("*") if not p.is_relative_to(settings.home)}
+    after_outside = {
+        p for p in tmp_path.rglob("*") if not p.is_relative_to(settings.home) and not p.is_relative_to(gradio_temp)
+    }
     assert after_outside == before_outside, "the upload wrote outside RAG_HOME"

@@ -228,7 +228,8 @@ def test_the_cli_is_quiet_about_pypdf_safe_in_a_terminal_and_on_a_closed_pipe(tm
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "escapes.txt").write_text(
-        "审批访谈\n局长：审批时限压缩到5个工作日以内\x1b]0;pwned\x07\x1b[2J。我们取消了纸质申报材料。\n", encoding="utf-8"
+        "审批访谈\n局长：审批时限压缩到5个工作日以内\x1b]0;pwned\x07\x1b[2J。我们取消了纸质申报材料。\n",
+        encoding="utf-8",
     )
     warned = re.sub(rb"startxref\n\d+", b"startxref\n999999", _pdf("Approval within five working days."))
     (folder / "warned.pdf").write_bytes(warned)  # readable, but pypdf complains about it

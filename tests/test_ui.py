@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rag.answering import AnswerStream
 from rag.config import Settings, is_loopback
 from rag.errors import RagError
 from rag.types import Answer, Article, Chunk, Citation, Hit, Paragraph, ParsedDocument
-from ui.app import ChatPage, main
+from ui.app import ChatPage
+from ui.launch import main
 from ui.render import answer_html, sources_html
 
 TEXT = "访谈标题\n“营商环境是生产力。”局长xxx说。\n##paidbegin##我们取消了纸质材料。审批时限压缩到x个工作日。"
@@ -111,6 +114,33 @@ def test_loopback_only_without_a_password(monkeypatch, capsys):
     monkeypatch.delenv("RAG_UI_AUTH", raising=False)
     assert main(["--host", "0.0.0.0", "--port", "0"]) == 2
     assert "RAG_UI_AUTH" in capsys.readouterr().err
+    for empty in ("admin:", ":secret", "admin"):
+        monkeypatch.setenv("RAG_UI_AUTH", empty)
+        assert main(["--host", "0.0.0.0", "--port", "0"]) == 2
+        assert "not empty" in capsys.readouterr().err
+
+
+def test_failed_logins_wait_longer_one_at_a_time(monkeypatch):
+    import asyncio
+
+    import ui.launch as launch
+
+    waits = []
+
+    async def recorded(seconds):
+        waits.append(seconds)
+
+    monkeypatch.setattr(launch.asyncio, "sleep", recorded)
+    check = launch.login_check("admin:s3cret")
+
+    async def tries():
+        wrong = await asyncio.gather(*(check("admin", f"guess{i}") for i in range(40)))
+        return wrong, await check("admin", "s3cret"), await check("admin", "")
+
+    wrong, right, empty = asyncio.run(tries())
+    assert not any(wrong) and right and not empty
+    assert waits[:3] == pytest.approx([0.1, 0.2, 0.3]) and max(waits) == launch.MAX_LOGIN_DELAY
+    assert waits == sorted(waits) and len(waits) == 41  # the right password never waited
 
 
 @pytest.mark.parametrize("name", ["../../etc/passwd.txt", "..\\..\\evil.md", ".hidden.txt", "a/b/c.docx"])
@@ -122,6 +152,22 @@ def test_upload_names_never_become_paths(settings, tmp_path, name):
     stored = store_upload(settings, temp, name)
     assert stored.resolve().is_relative_to((settings.home / "uploads").resolve())
     assert ".." not in stored.name and "/" not in stored.name
+    assert stored.stat().st_mode & 0o777 == 0o600 and stored.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_shown_paths_are_relative_and_discarding_stays_in_uploads(settings, tmp_path):
+    from ingest.collection import discard_upload, shown_path, store_upload
+
+    temp = tmp_path / "upload.bin"
+    temp.write_text("标题\n内容。", encoding="utf-8")
+    stored = store_upload(settings, temp, "a.txt")
+    assert shown_path(str(stored), settings) == stored.relative_to(settings.home).as_posix()
+    assert shown_path("/srv/archive/2024/b.txt", settings, tmp_path / "x") == "b.txt"
+    assert shown_path("/srv/archive/2024/b.txt", settings, Path("/srv/archive")) == "2024/b.txt"
+    discard_upload(settings, temp)  # outside RAG_HOME/uploads: left alone
+    assert temp.exists()
+    discard_upload(settings, stored)
+    assert not stored.exists() and not stored.parent.exists()
 
 
 def test_uploads_of_wrong_type_or_size_are_refused(settings, tmp_path):
@@ -142,7 +188,7 @@ def test_uploads_of_wrong_type_or_size_are_refused(settings, tmp_path):
 def test_a_port_in_use_is_one_line_not_a_traceback(capsys):
     import socket
 
-    from ui.app import main
+    from ui.launch import main
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

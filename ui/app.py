@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-import html
 import logging
-import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from rag.config import is_loopback
 from rag.errors import RagError
-from ui.render import CSS, answer_html, sources_html, text_html
+from ui.render import answer_html, sources_html, text_html
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +30,7 @@ class Collection:
     def __init__(self, settings, embedder=None) -> None:
         self.settings = settings
         self.embedder = embedder
+        self.cancelled = threading.Event()
 
     def documents(self) -> list[dict]:
         from ingest.collection import list_documents
@@ -40,9 +38,11 @@ class Collection:
         return list_documents(self.settings)
 
     def add(self, uploads: list[tuple[Path, str]], on_progress: Callable[[int, int, str], None]) -> str:
-        from ingest.collection import store_upload
+        """Store and index ``uploads``; a file that is refused is not kept."""
+        from ingest.collection import discard_upload, store_upload
         from ingest.pipeline import ingest
 
+        self.cancelled.clear()
         paths, problems = [], []
         for temp_path, name in uploads:
             try:
@@ -50,17 +50,32 @@ class Collection:
             except RagError as e:
                 problems.append(str(e))
         if paths:
-            report = ingest(paths, self.settings, on_progress=on_progress, embedder=self.embedder)
+            report = ingest(
+                paths, self.settings, on_progress=on_progress, embedder=self.embedder, cancel=self.cancelled
+            )
             problems += [f.reason for f in report.failed]
+            indexed = {d["source"] for d in self.documents()}
+            for outcome in report.failed:
+                if outcome.path not in indexed:
+                    discard_upload(self.settings, Path(outcome.path))
             done = len(paths) - len(report.failed)
             summary = f"已索引 {done} 个文件，新增 {report.added} 个片段（{report.seconds:.1f} 秒）。"
         else:
             summary = "没有可索引的文件。"
         return summary + "".join(f"\n⚠️ {p}" for p in problems)
 
-    def remove(self, sources: list[str]) -> str:
+    def cancel(self) -> None:
+        """Stop the file being read now (a .docx or .pdf); the run reports it cancelled."""
+        self.cancelled.set()
+
+    def remove(self, keys: list[str]) -> str:
+        """Remove documents named by their shown path (or their source); the uploaded copies go too."""
         from ingest.collection import remove_documents
 
+        wanted = set(keys)
+        sources = [d["source"] for d in self.documents() if d["path"] in wanted or d["source"] in wanted]
+        if not sources:
+            return "没有找到这些文件（已删除？请刷新）。"
         n = remove_documents(self.settings, sources, embedder=self.embedder)
         return f"已删除 {len(sources)} 个文件的 {n} 个片段。"
 
@@ -69,8 +84,8 @@ def _document_rows(collection: Collection) -> tuple[list[list], list[tuple[str, 
     rows, choices = [], []
     for d in collection.documents():
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d["ingested_at"])) if d["ingested_at"] else ""
-        rows.append([d["title"], d["file"], len(d["articles"]), d["chunks"], when])
-        choices.append((f"{d['title']} — {d['file']}", d["source"]))
+        rows.append([d["title"], d["path"], len(d["articles"]), d["chunks"], when])
+        choices.append((f"{d['title']} — {d['path']}", d["path"]))
     return rows, choices
 
 
@@ -96,19 +111,24 @@ class ChatPage:
                 yield chat, turns, gr.update(), ""
             answer = stream.answer()
         except RagError as e:
-            chat[-1]["content"] = f"⚠️ {html.escape(str(e))}"
-            yield chat, turns, f'<div class="src-none">{html.escape(str(e))}</div>', ""
+            text = f"⚠️ {self._public(str(e))}"
+            chat[-1]["content"] = text_html(text)
+            yield chat, turns, f'<div class="src-none">{text_html(text)}</div>', ""
             return
         except Exception as e:  # a full disk, a failure nobody foresaw: say so, keep serving
             log.exception("answering failed")
-            text = f"⚠️ 回答时出错（{e.__class__.__name__}）：{e}"
-            chat[-1]["content"] = html.escape(text)
-            yield chat, turns, f'<div class="src-none">{html.escape(text)}</div>', ""
+            text = f"⚠️ 回答时出错（{e.__class__.__name__}）：{self._public(str(e))}"
+            chat[-1]["content"] = text_html(text)
+            yield chat, turns, f'<div class="src-none">{text_html(text)}</div>', ""
             return
         chat[-1]["content"] = answer_html(answer)
         if answer.found:
             turns = [*turns, (answer.question, answer.text)]
         yield chat, turns, sources_html(answer, self.assistant.documents), ""
+
+    def _public(self, message: str) -> str:
+        """``message`` without the server's folders: RAG_HOME is named, not shown."""
+        return message.replace(str(self.assistant.settings.home), "RAG_HOME")
 
     def refresh(self):
         """The collection table and the removal choices, as they are now."""
@@ -118,9 +138,11 @@ class ChatPage:
         return gr.update(value=rows), gr.update(choices=choices, value=[])
 
     def upload(self, files, progress=None):
-        """Store and index the uploaded files; a progress bar while it runs."""
+        """Store and index the uploaded files; a progress bar while it runs; Gradio's copies deleted after."""
+        import gradio as gr
+
         if not files:
-            return ("请先选择文件。", *self.refresh())
+            return ("请先选择文件。", *self.refresh(), gr.update())
         uploads = [(Path(f), Path(getattr(f, "orig_name", None) or f).name) for f in files]
 
         def on_progress(done: int, total: int, label: str) -> None:
@@ -131,7 +153,9 @@ class ChatPage:
             message = self.collection.add(uploads, on_progress)
         except RagError as e:
             message = f"⚠️ {e}"
-        return (message, *self.refresh())
+        finally:
+            _delete_gradio_copies([path for path, _ in uploads])
+        return (self._public(message), *self.refresh(), gr.update(value=None))
 
     def remove(self, sources):
         """Remove the chosen files from the index."""
@@ -142,14 +166,15 @@ class ChatPage:
                 message = self.collection.remove(list(sources))
             except RagError as e:
                 message = f"⚠️ {e}"
-        return (message, *self.refresh())
+        return (self._public(message), *self.refresh())
 
     def build(self):
         """The page as ``gr.Blocks``, queue limits set."""
         import gradio as gr
 
         settings = self.assistant.settings
-        with gr.Blocks(title="访谈问答 · Interview Q&A") as app:
+        # Whatever Gradio keeps in its temporary folder (a file uploaded but never indexed) goes within the hour.
+        with gr.Blocks(title="访谈问答 · Interview Q&A", delete_cache=(600, 3600)) as app:
             gr.Markdown(
                 "## 访谈问答 · Interview Q&A\n每句回答都引自原文，点击 [n] 查看出处。Every answer quotes the source; click [n] to see where."
             )
@@ -157,7 +182,7 @@ class ChatPage:
             with gr.Tab("问答 Chat"):
                 chatbot, question, send, clear, sources = self._chat_tab(gr)
             with gr.Tab("资料库 Collection"):
-                table, files, add, refresh_button, chosen, drop, status = self._collection_tab(gr, settings)
+                table, files, add, stop, refresh_button, chosen, drop, status = self._collection_tab(gr, settings)
             with gr.Tab("设置 Settings"):
                 gr.Markdown(_settings_text(settings, self.assistant.mode))
 
@@ -175,7 +200,11 @@ class ChatPage:
             )
             # Changes to the collection run one at a time (ingestion also holds a lock on RAG_HOME).
             writing = {"concurrency_id": "collection", "concurrency_limit": 1}
-            add.click(_upload_with_progress(self), [files], [status, table, chosen], api_name="upload", **writing)
+            add.click(
+                _upload_with_progress(self), [files], [status, table, chosen, files], api_name="upload", **writing
+            )
+            # Outside the queue: it must run while the upload it stops is still running.
+            stop.click(self.collection.cancel, None, None, queue=False, api_visibility="private")
             drop.click(self.remove, [chosen], [status, table, chosen], api_name="remove", **writing)
             refresh_button.click(self.refresh, None, [table, chosen], api_name="documents")
             app.load(self.refresh, None, [table, chosen], api_visibility="private")
@@ -222,11 +251,28 @@ class ChatPage:
         )
         with gr.Row():
             add = gr.Button("上传并索引 Upload and index", variant="primary", elem_id="add")
+            stop = gr.Button("停止读取 Stop reading", elem_id="stop-upload")
             refresh_button = gr.Button("刷新 Refresh")
-        chosen = gr.Dropdown(label="选择要删除的文件 Files to remove", multiselect=True, choices=[])
+        # Custom values: a program may name a file to remove without listing the documents first.
+        chosen = gr.Dropdown(
+            label="选择要删除的文件 Files to remove", multiselect=True, choices=[], allow_custom_value=True
+        )
         drop = gr.Button("删除 Remove", variant="stop")
         status = gr.Markdown(elem_id="collection-status")
-        return table, files, add, refresh_button, chosen, drop, status
+        return table, files, add, stop, refresh_button, chosen, drop, status
+
+
+def _delete_gradio_copies(paths: list[Path]) -> None:
+    """Delete Gradio's temporary copies of uploaded files (ours are in RAG_HOME/uploads now)."""
+    from gradio.utils import get_upload_folder
+
+    folder = Path(get_upload_folder()).resolve()
+    for path in paths:
+        path = Path(path).resolve()
+        if path.is_relative_to(folder):
+            path.unlink(missing_ok=True)
+            if path.parent != folder and not any(path.parent.iterdir()):
+                path.parent.rmdir()
 
 
 def _upload_with_progress(page: ChatPage):
@@ -240,11 +286,13 @@ def _upload_with_progress(page: ChatPage):
 
 
 def _settings_text(settings, mode: str) -> str:
-    where = f" on Chroma server {settings.chroma_host}:{settings.chroma_port})" if settings.chroma_host else ")"
+    """What the page runs with; folders are named by their variable, never shown (the page may be remote)."""
+    where = " on a Chroma server)" if settings.chroma_host else ")"
+    model = settings.embed_model if not Path(settings.embed_model).is_absolute() else Path(settings.embed_model).name
     return (
-        f"- 向量模型 Embedding model: `{settings.embed_model}`\n"
+        f"- 向量模型 Embedding model: `{model}`\n"
         f"- 回答方式 Answer mode: `{mode}`\n"
-        f"- 索引位置 Index: `{settings.home}` (collection `{settings.collection_name}`{where}\n"
+        f"- 索引位置 Index: `RAG_HOME` (collection `{settings.collection_name}`{where}\n"
         f"- 片段 Chunks: {settings.chunk_size} characters, {settings.chunk_overlap} sentence overlap; "
         f"top-k {settings.top_k}"
     )
@@ -253,93 +301,3 @@ def _settings_text(settings, mode: str) -> str:
 def build_app(assistant, collection: Collection | None = None):
     """The chat page over ``assistant`` (see ``ChatPage``)."""
     return ChatPage(assistant, collection).build()
-
-
-def _port_free(host: str, port: int) -> bool:
-    import socket
-
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _start_checks(host: str, port: int, auth: str | None) -> str | None:
-    """Why the page must not start on ``host``:``port`` (one line), or None."""
-    if not is_loopback(host) and not (auth and ":" in auth):
-        return (
-            f"refusing to listen on {host} without a password; set RAG_UI_AUTH=user:password "
-            "(or use the default 127.0.0.1)"
-        )
-    if port and not _port_free(host, port):
-        return f"port {port} on {host} is in use (another rag ui?); pass --port N or set RAG_UI_PORT"
-    return None
-
-
-def _ready_assistant(settings):
-    """The assistant, with the bundled collection indexed first when the index needs it."""
-    from tqdm import tqdm
-
-    from ingest.collection import ensure_index, needs_bundled_ingest
-    from rag.assistant import Assistant
-
-    assistant = Assistant(settings)
-    if needs_bundled_ingest(settings):
-        print(f"Indexing the bundled collection into {settings.home} …", file=sys.stderr)
-        with tqdm(total=0, unit="text", desc="ingest", file=sys.stderr) as bar:
-
-            def on_progress(done: int, total: int, label: str) -> None:
-                bar.total, bar.n = total, done
-                bar.refresh()
-
-            report = ensure_index(settings, assistant.embedder, on_progress)
-        if report is not None:
-            print(f"{report.added} chunks added in {report.seconds:.1f} s.", file=sys.stderr)
-    assistant.warm_up()
-    return assistant
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Start the chat page (``rag ui`` and ``python -m ui``)."""
-    from rag.config import Settings
-
-    try:
-        settings = Settings.from_env()
-    except RagError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    from ui.cli import setup_logging
-
-    setup_logging(settings)
-    parser = argparse.ArgumentParser(prog="rag ui", description="Start the chat page.")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=settings.ui_port, help="port (default RAG_UI_PORT or 7860)")
-    args = parser.parse_args(argv)
-
-    problem = _start_checks(args.host, args.port, settings.ui_auth)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-    if not is_loopback(args.host):
-        print(
-            f"warning: listening on {args.host}: anyone who can reach it and knows RAG_UI_AUTH can use it",
-            file=sys.stderr,
-        )
-    try:
-        assistant = _ready_assistant(settings)
-    except RagError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    app = build_app(assistant)
-    auth = settings.ui_auth
-    app.launch(
-        server_name=args.host,
-        server_port=args.port,
-        auth=tuple(auth.split(":", 1)) if auth and ":" in auth else None,
-        css=CSS,
-        max_file_size=f"{settings.max_file_mb}mb",
-        show_error=False,
-    )
-    return 0

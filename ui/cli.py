@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_eval)
 
-    # "rag ui ..." is handed to ui.app.main whole (see main); listed here for --help.
+    # "rag ui ..." is handed to ui.launch.main whole (see main); listed here for --help.
     sub.add_parser("ui", help="start the chat page (ingests the bundled collection first if needed); rag ui --help")
     return parser
 
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``rag`` console script."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["ui"]:
-        from ui.app import main as ui_main
+        from ui.launch import main as ui_main
 
         return ui_main(argv[1:])
     args = build_parser().parse_args(argv)

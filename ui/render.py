@@ -73,7 +73,10 @@ def answer_html(answer: Answer) -> str:
         if c is None or any(s <= match.start() < e for s, e in spans):
             continue
         tip = _escape(f"《{c.title}》第{c.paragraph}段：{c.quote}")
-        parts += [text_html(answer.text[pos : match.start()]), f'<a class="cite" href="#cite-{c.n}" title="{tip}">[{c.n}]</a>']
+        parts += [
+            text_html(answer.text[pos : match.start()]),
+            f'<a class="cite" href="#cite-{c.n}" title="{tip}">[{c.n}]</a>',
+        ]
         pos = match.end()
     parts.append(text_html(answer.text[pos:]))
     body = "".join(parts)
