@@ -150,7 +150,7 @@ def _ask_worker(path: str, limits: tuple[int, int], seconds: int, cancel: thread
         if time.monotonic() > deadline:
             _worker.kill()
             _worker = None
-            log.warning("%s: reading stopped after %d s", name, seconds)
+            log.info("%s: reading stopped after %d s", name, seconds)
             raise ParseError(
                 f"{name}: reading it took longer than {seconds} s (RAG_PARSE_SECONDS); "
                 "refused as a possible decompression bomb"

@@ -334,6 +334,7 @@ def test_hostile_uploads_through_the_page_are_refused_and_the_rest_indexed(tmp_p
     """Refused files are not kept, kept ones are private, Gradio's copies are deleted, removal needs no listing."""
     from gradio_client import Client, handle_file
 
+    from bench.hostile import slow_docx
     from bench.load import start_page
 
     ingest(None, settings, embedder=e5)
@@ -344,6 +345,7 @@ def test_hostile_uploads_through_the_page_are_refused_and_the_rest_indexed(tmp_p
     (files / "report.docx").write_text("这不是一个docx文件。", encoding="utf-8")  # text named .docx
     (files / "tool.exe").write_bytes(b"MZ" + b"\0" * 100)
     (files / "big.txt").write_text("大" * (2**20), encoding="utf-8")  # 3 MB, over a 1 MB limit
+    slow_docx(files / "slow.docx", 40)  # minutes of python-docx work, under the unpacked limit
     gradio_temp = tmp_path / "gradio-temp"
     before_outside = {p for p in tmp_path.rglob("*") if not p.is_relative_to(settings.home)}
 
@@ -376,6 +378,13 @@ def test_hostile_uploads_through_the_page_are_refused_and_the_rest_indexed(tmp_p
         assert not [p for p in (settings.home / "uploads").rglob("*") if p.is_file()]
         chat, _, _ = fresh.predict("明年将新建几所高中？", [], api_name="/ask")
         assert "三所高中" not in str(chat[-1]["content"])
+
+        job = fresh.submit([handle_file(str(files / "slow.docx"))], api_name="/upload")
+        time.sleep(3)
+        fresh.predict(api_name="/stop_upload")
+        cancelled, *_ = job.result(timeout=60)
+        assert "slow.docx: cancelled while it was being read" in cancelled
+        assert not [p for p in (settings.home / "uploads").rglob("*") if p.is_file()]
         assert proc.poll() is None
     finally:
         proc.terminate()

@@ -6,12 +6,15 @@ import io
 import random
 import threading
 import time
-import zipfile
-import zlib
 from pathlib import Path
 
 import pytest
 
+from bench.hostile import docx_bytes as _docx
+from bench.hostile import inflating_pdf as _inflating_pdf
+from bench.hostile import mutate as _mutate
+from bench.hostile import pdf_bytes as _pdf
+from bench.hostile import slow_docx as _slow_docx
 from ingest.parse import decode_text, parse_file
 from ingest.pipeline import ingest, parse_files
 from rag.config import Settings
@@ -19,49 +22,6 @@ from rag.errors import ParseError
 from tests.conftest import HashEmbedder as FakeEmbeddings
 
 GOOD = "科技局长谈创新\n记者：量子实验室什么时候建成？\n局长：量子计算实验室将于x月底前建成投用。\n"
-
-
-def _pdf(text: str = "Interview with the director. We cut approval time to five working days.") -> bytes:
-    from reportlab.pdfgen import canvas
-
-    buffer = io.BytesIO()
-    c = canvas.Canvas(buffer)
-    c.drawString(72, 720, text)
-    c.save()
-    return buffer.getvalue()
-
-
-def _docx(paragraphs: list[str]) -> bytes:
-    import docx
-
-    document = docx.Document()
-    for p in paragraphs:
-        document.add_paragraph(p)
-    buffer = io.BytesIO()
-    document.save(buffer)
-    return buffer.getvalue()
-
-
-def _inflating_pdf(megabytes: int) -> bytes:
-    """A one-page PDF whose content stream inflates to ``megabytes`` MB (a few hundred KB on disk)."""
-    stream = zlib.compress(b"BT /F1 12 Tf 72 720 Td (bomb) Tj ET\n" + b" " * (megabytes * 2**20), 9)
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out, offsets = bytearray(b"%PDF-1.4\n"), []
-    for i, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
 
 
 def test_aes_encrypted_pdf_with_an_empty_password_is_read(tmp_path):
@@ -109,24 +69,6 @@ def test_utf16_with_and_without_bom_is_read():
         decode_text(bytes(range(256)) * 20, "blob.txt")
 
 
-def _mutate(data: bytes, rng: random.Random) -> bytes:
-    """A seeded corruption: flipped bytes, a cut, a duplicated or dropped span."""
-    out = bytearray(data)
-    kind = rng.randrange(4)
-    if kind == 0:
-        for _ in range(rng.randint(1, 40)):
-            out[rng.randrange(len(out))] = rng.randrange(256)
-    elif kind == 1:
-        del out[rng.randrange(len(out) // 4, len(out)) :]
-    elif kind == 2:
-        i, j = sorted(rng.sample(range(len(out)), 2))
-        out[i:i] = out[i:j][:5000]
-    else:
-        i = rng.randrange(len(out))
-        del out[i : i + rng.randint(1, 2000)]
-    return bytes(out)
-
-
 FUZZED_PER_FORMAT = 120
 
 
@@ -149,20 +91,6 @@ def test_fuzzed_pdfs_and_docx_never_abort_a_run(tmp_path, capfd):
         assert outcome.reason and "\n" not in outcome.reason and Path(outcome.path).name in outcome.reason
     err = capfd.readouterr().err
     assert "Traceback" not in err and "pypdf" not in err.lower() and "warning" not in err.lower()
-
-
-def _slow_docx(path: Path, megabytes: int) -> None:
-    """A .docx of ``megabytes`` MB of XML in many small paragraphs (a few hundred KB zipped)."""
-    paragraph = "<w:p><w:r><w:t>营商环境持续优化审批时限压缩</w:t></w:r></w:p>"
-    body = paragraph * (megabytes * 2**20 // len(paragraph.encode()))
-    template = zipfile.ZipFile(io.BytesIO(_docx(["x"])))
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        for item in template.infolist():
-            data = template.read(item.filename)
-            if item.filename == "word/document.xml":
-                head, _, tail = data.decode().partition("<w:body>")
-                data = (head + "<w:body>" + body + tail.split("</w:p>", 1)[1]).encode()
-            z.writestr(item.filename, data)
 
 
 def test_a_docx_over_the_unpacked_limit_is_refused_before_parsing(tmp_path):

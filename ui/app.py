@@ -204,7 +204,7 @@ class ChatPage:
                 _upload_with_progress(self), [files], [status, table, chosen, files], api_name="upload", **writing
             )
             # Outside the queue: it must run while the upload it stops is still running.
-            stop.click(self.collection.cancel, None, None, queue=False, api_visibility="private")
+            stop.click(self.collection.cancel, None, None, queue=False, api_name="stop_upload")
             drop.click(self.remove, [chosen], [status, table, chosen], api_name="remove", **writing)
             refresh_button.click(self.refresh, None, [table, chosen], api_name="documents")
             app.load(self.refresh, None, [table, chosen], api_visibility="private")
