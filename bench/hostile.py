@@ -2,6 +2,7 @@
 
 python -m bench.hostile fuzz --per-format 1000 --seed 7   # how many fuzzed files each outcome gets
 python -m bench.hostile docx --megabytes 125              # time and memory of a .docx of that much XML
+python -m bench.hostile logins --tries 30                 # wrong passwords against a real page: how long they take
 (needs reportlab: pip install -e '.[test]')
 """
 
@@ -145,6 +146,32 @@ def docx_budget(megabytes: int, unpacked_mb: int, parse_seconds: int) -> None:
     )
 
 
+def logins(tries: int) -> None:
+    """Start a page with a password; time ``tries`` wrong logins, then the right one."""
+    import httpx
+
+    from bench.server import start_page
+
+    password = "right-" + str(random.random())
+    proc, url = start_page(env={"RAG_UI_AUTH": f"admin:{password}", "RAG_HOME": tempfile.mkdtemp()})
+    try:
+        began, statuses = time.perf_counter(), Counter()
+        for i in range(tries):
+            statuses[
+                httpx.post(url + "login", data={"username": "admin", "password": f"guess{i}"}, timeout=60).status_code
+            ] += 1
+        wrong = time.perf_counter() - began
+        began = time.perf_counter()
+        right = httpx.post(url + "login", data={"username": "admin", "password": password}, timeout=60).status_code
+        print(
+            f"{tries} wrong logins: {wrong:.1f} s, statuses {dict(statuses)}; "
+            f"then the right one: {right} in {time.perf_counter() - began:.2f} s"
+        )
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.hostile", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -155,11 +182,15 @@ def main() -> None:
     p.add_argument("--megabytes", type=int, default=125)
     p.add_argument("--unpacked-mb", type=int, default=64, help="RAG_MAX_UNPACKED_MB")
     p.add_argument("--parse-seconds", type=int, default=120, help="RAG_PARSE_SECONDS")
+    p = sub.add_parser("logins")
+    p.add_argument("--tries", type=int, default=30)
     args = parser.parse_args()
     if args.command == "fuzz":
         fuzz(args.per_format, args.seed)
-    else:
+    elif args.command == "docx":
         docx_budget(args.megabytes, args.unpacked_mb, args.parse_seconds)
+    else:
+        logins(args.tries)
 
 
 if __name__ == "__main__":

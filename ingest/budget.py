@@ -25,6 +25,7 @@ import threading
 import time
 from pathlib import Path
 
+from ingest.formats import Collected
 from ingest.parse import parse_file
 from rag.config import Settings
 from rag.errors import ParseError
@@ -53,26 +54,17 @@ def _receive(stream):
     return pickle.loads(data) if len(data) == size else None
 
 
-class _Kept(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 def _parse_in_worker(path: str, max_bytes: int, max_unpacked: int) -> tuple[ParsedDocument | str, list[str]]:
     """Run in the worker: the document or the one-line reason it cannot be read, and the lines it logged."""
-    kept = _Kept()
+    kept = Collected(logging.INFO)
     logging.getLogger("ingest").addHandler(kept)
     logging.getLogger("ingest").setLevel(logging.INFO)
     try:
-        return parse_file(Path(path), max_bytes=max_bytes, max_unpacked=max_unpacked), kept.lines
+        return parse_file(Path(path), max_bytes=max_bytes, max_unpacked=max_unpacked), kept.messages
     except ParseError as e:
-        return str(e), kept.lines
+        return str(e), kept.messages
     except Exception as e:  # any failure of one file is that file's reason, never the run's end
-        return f"{Path(path).name}: cannot read this file ({e.__class__.__name__})", kept.lines
+        return f"{Path(path).name}: cannot read this file ({e.__class__.__name__})", kept.messages
     finally:
         logging.getLogger("ingest").removeHandler(kept)
 

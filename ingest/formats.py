@@ -158,11 +158,11 @@ def _docx_blocks(container, lines: list[str], headings: set[int]) -> None:
         lines.append(block.text)
 
 
-class _Collected(logging.Handler):
-    """Keeps the records a library logs while one file is read (pypdf warns once per broken object)."""
+class Collected(logging.Handler):
+    """Keeps the messages logged while one file is read (pypdf warns once per broken object)."""
 
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
+    def __init__(self, level: int = logging.WARNING) -> None:
+        super().__init__(level)
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -175,7 +175,7 @@ def pdf_pages(path: Path) -> list[str]:
     from pypdf.errors import FileNotDecryptedError
 
     pypdf_log = logging.getLogger("pypdf")
-    collected = _Collected()
+    collected = Collected()
     pypdf_log.addHandler(collected)
     propagate, pypdf_log.propagate = pypdf_log.propagate, False
     try:
