@@ -64,7 +64,7 @@ def list_documents(settings: Settings) -> list[dict]:
     metadatas = collection.get(include=["metadatas"])["metadatas"]
     counts = Counter((m["source"], m["doc_hash"]) for m in metadatas)
     documents = DocumentStore(settings)
-    root = _collection_root(settings, {source for source, _ in counts})
+    root = collection_root(settings, {source for source, _ in counts})
     rows = []
     for (source, doc_hash), n in sorted(counts.items()):
         try:
@@ -73,11 +73,13 @@ def list_documents(settings: Settings) -> list[dict]:
             raw = {"title": Path(source).stem, "articles": [], "ingested_at": 0}
         rows.append(
             {
+                "id": document_id(source),
                 "source": source,
                 "path": shown_path(source, settings, root),
                 "file": Path(source).name,
                 "title": raw["title"],
                 "articles": [a["title"] for a in raw["articles"]],
+                "interviewees": [a.get("interviewee", "") for a in raw["articles"]],
                 "chunks": n,
                 "ingested_at": raw.get("ingested_at", 0),
             }
@@ -85,7 +87,12 @@ def list_documents(settings: Settings) -> list[dict]:
     return rows
 
 
-def _collection_root(settings: Settings, sources: set[str]) -> Path | None:
+def document_id(source: str) -> str:
+    """A short, stable name of a document for programs (the API's /v1/documents/{id})."""
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:12]
+
+
+def collection_root(settings: Settings, sources: set[str]) -> Path | None:
     """The folder the files from outside RAG_HOME have in common (None when there are none)."""
     outside = [s for s in sources if s != BUNDLED_SOURCE and not Path(s).is_relative_to(settings.home)]
     if not outside:

@@ -11,7 +11,14 @@ import threading
 
 from rag.types import Answer, Citation, Hit
 
-__all__ = ["Answer", "Citation", "Hit", "ask", "retrieve", "default_assistant"]
+__all__ = ["Answer", "Citation", "Hit", "ask", "retrieve", "as_retriever", "default_assistant", "__version__"]
+
+try:
+    from importlib.metadata import version as _version
+
+    __version__ = _version("interview-rag")
+except Exception:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
 
 _assistants: dict = {}
 _lock = threading.Lock()
@@ -30,11 +37,22 @@ def default_assistant():
         return _assistants[key]
 
 
-def ask(question: str, history=None, top_k: int | None = None) -> Answer:
-    """Answer ``question`` from the index under ``RAG_HOME``; ``history`` holds earlier (question, answer) pairs."""
-    return default_assistant().ask(question, history=history, top_k=top_k)
+def ask(question: str, history=None, top_k: int | None = None, sources=None, interviewees=None) -> Answer:
+    """Answer ``question`` from the index under ``RAG_HOME``; ``history`` holds earlier (question, answer) pairs.
+
+    ``sources`` (file names or paths) and ``interviewees`` (whole or part of a name) keep the
+    answer inside those documents and those people's interviews.
+    """
+    return default_assistant().ask(question, history=history, top_k=top_k, sources=sources, interviewees=interviewees)
 
 
-def retrieve(question: str, k: int = 5) -> list[Hit]:
+def retrieve(question: str, k: int = 5, sources=None, interviewees=None) -> list[Hit]:
     """The ``k`` best chunks for ``question``, each with text, source, title, start, end and score."""
-    return default_assistant().retrieve(question, k=k)
+    return default_assistant().retrieve(question, k=k, sources=sources, interviewees=interviewees)
+
+
+def as_retriever(k: int = 5):
+    """The hybrid retriever as a LangChain ``BaseRetriever`` (``.invoke(question)`` -> Documents)."""
+    from rag.retrieval import InterviewRetriever
+
+    return InterviewRetriever(hybrid=default_assistant().retriever, k=k)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from rag.answering import Answerer, AnswerStream, Pieces, with_notice
 from rag.config import Settings
 from rag.embeddings import SentenceSimilarity, load_embedder
-from rag.errors import IndexMissingError, LLMUnavailable
+from rag.errors import IndexMissingError, LLMUnavailable, UnknownFilterError
 from rag.extractive import ExtractiveAnswerer
 from rag.question import History, Question
 from rag.retrieval import HybridRetriever
 from rag.scorer import ScoredAnswerer
 from rag.store import DocumentStore, cached_embedder
-from rag.types import Answer, Hit
+from rag.types import Answer, Hit, Scope
 
 # A question across interviews needs chunks from several of them.
 ACROSS_TOP_K = 10
@@ -59,32 +59,66 @@ class Assistant:
     def is_empty(self) -> bool:
         return self.retriever.count() == 0
 
-    def retrieve(self, question: str, k: int | None = None, history: History | None = None) -> list[Hit]:
-        """Ranked chunks for ``question`` (a follow-up is read with ``history``)."""
-        q = Question.parse(question, history)
-        return [] if q.refusal else self._retrieve(q, k or self.settings.top_k)
+    def scope(self, sources=None, interviewees=None) -> Scope:
+        """The scope named by ``sources`` and ``interviewees``; raises UnknownFilterError for a name not held.
 
-    def _retrieve(self, question: Question, k: int) -> list[Hit]:
+        A source may be named as stored, by its path's ending or its file name; an interviewee
+        whole or by part of the name ("于晓峰" for "市教育局党组书记、局长于晓峰").
+        """
+        if not sources and not interviewees:
+            return Scope()
+        if self.is_empty():
+            raise IndexMissingError(f"the index under {self.settings.home} is empty; run: rag ingest")
+        known_sources, known_people = self.retriever.known()
+
+        def by_path(name: str, source: str) -> bool:
+            return name == source or source.endswith("/" + name.lstrip("/"))
+
+        def by_name(name: str, person: str) -> bool:
+            return name == person or (len(name) >= 2 and name in person)
+
+        return Scope(
+            _matching(sources or (), known_sources, by_path, "document"),
+            _matching(interviewees or (), known_people, by_name, "interviewee"),
+        )
+
+    def retrieve(
+        self, question: str, k: int | None = None, history: History | None = None, sources=None, interviewees=None
+    ) -> list[Hit]:
+        """Ranked chunks for ``question`` (a follow-up is read with ``history``), within the named scope."""
+        q = Question.parse(question, history)
+        scope = self.scope(sources, interviewees)
+        return [] if q.refusal else self._retrieve(q, k or self.settings.top_k, scope)
+
+    def _retrieve(self, question: Question, k: int, scope: Scope = Scope()) -> list[Hit]:
         if self.is_empty():
             raise IndexMissingError(f"the index under {self.settings.home} is empty; run: rag ingest")
         # A follow-up stays near the articles the previous turn was about.
         near = " ".join(question.previous) if question.follow_up else None
-        return self.retriever.retrieve(question.search_text, k=k, near=near)
+        return self.retriever.retrieve(question.search_text, k=k, near=near, scope=scope)
 
-    def ask_stream(self, question: str, history: History | None = None, top_k: int | None = None) -> AnswerStream:
-        """The answer on its way: iterate for its text as it grows, ``.answer()`` for the result."""
-        return AnswerStream(self._pieces(Question.parse(question, history), top_k))
+    def ask_stream(
+        self, question: str, history: History | None = None, top_k: int | None = None, sources=None, interviewees=None
+    ) -> AnswerStream:
+        """The answer on its way: iterate for its text as it grows, ``.answer()`` for the result.
 
-    def ask(self, question: str, history: History | None = None, top_k: int | None = None) -> Answer:
-        """The answer to ``question`` with its citations."""
-        return self.ask_stream(question, history=history, top_k=top_k).answer()
+        ``sources`` and ``interviewees`` limit it to those documents and those people's interviews.
+        """
+        scope = self.scope(sources, interviewees)
+        return AnswerStream(self._pieces(Question.parse(question, history), top_k, scope))
 
-    def _pieces(self, question: Question, top_k: int | None) -> Pieces:
+    def ask(
+        self, question: str, history: History | None = None, top_k: int | None = None, sources=None, interviewees=None
+    ) -> Answer:
+        """The answer to ``question`` with its citations (within ``sources`` / ``interviewees`` when given)."""
+        return self.ask_stream(question, history, top_k, sources, interviewees).answer()
+
+    def _pieces(self, question: Question, top_k: int | None, scope: Scope = Scope()) -> Pieces:
         if question.refusal:
             yield question.refusal
             return Answer(question=question.text, text=question.refusal, found=False)
         k = top_k or self.settings.top_k
-        hits = self._retrieve(question, max(k, ACROSS_TOP_K) if question.across_interviews else k)
+        hits = self._retrieve(question, max(k, ACROSS_TOP_K) if question.across_interviews else k, scope)
         answer = yield from self._answer_with_fallback(question, hits)
         return with_notice(answer, question.notice)
 
@@ -108,6 +142,18 @@ class Assistant:
                 )
         answer = yield from self.extractive.stream(question, hits)
         return with_notice(answer, notice)
+
+
+def _matching(names, known: set[str], matches, kind: str) -> tuple[str, ...]:
+    """The known values each name matches; a name that matches none is an error listing what there is."""
+    chosen: list[str] = []
+    for name in names:
+        found = sorted(value for value in known if matches(str(name).strip(), value))
+        if not found:
+            shown = "、".join(sorted(known)[:12]) + ("…" if len(known) > 12 else "")
+            raise UnknownFilterError(f"no {kind} in the collection matches {str(name)[:80]!r}; it holds: {shown}")
+        chosen += found
+    return tuple(dict.fromkeys(chosen))
 
 
 def _cause_name(error: BaseException) -> str:

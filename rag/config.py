@@ -54,6 +54,7 @@ class Settings:
     ui_port: int = 7860
     answerer: str = "learned"  # the extractive answerer: "learned" (the scorer) or "rules"
     ui_auth: str | None = None  # "user:password"
+    api_keys: tuple[str, ...] = ()  # bearer tokens the API accepts (RAG_API_KEYS, comma-separated)
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser()
@@ -74,6 +75,8 @@ class Settings:
             raise ConfigError("RAG_MAX_FILE_MB must be at least 1 (megabytes).")
         if self.max_unpacked_mb < 1 or self.parse_seconds < 1:
             raise ConfigError("RAG_MAX_UNPACKED_MB and RAG_PARSE_SECONDS must be at least 1.")
+        if any(len(k) < 8 for k in self.api_keys):
+            raise ConfigError("each key in RAG_API_KEYS must be at least 8 characters long.")
         if self.answerer not in ("learned", "rules"):
             raise ConfigError(f"RAG_ANSWERER must be 'learned' or 'rules', not {self.answerer!r}.")
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{1,40}", self.collection):
@@ -103,6 +106,7 @@ class Settings:
             parse_seconds=_env_int("PARSE_SECONDS", 120),
             ui_port=_env_int("UI_PORT", 7860),
             ui_auth=_env("UI_AUTH"),
+            api_keys=tuple(k.strip() for k in (_env("API_KEYS") or "").split(",") if k.strip()),
             answerer=_env("ANSWERER", "learned"),
         )
 

@@ -29,6 +29,10 @@ class StorageFullError(RagError):
     """The disk holding the index has no room left for a write."""
 
 
+class UnknownFilterError(RagError):
+    """A question was limited to a document or an interviewee the collection does not hold."""
+
+
 class LLMUnavailable(RagError):
     """The LLM gave no checked answer: its server failed, or nothing it wrote could be verified."""
 

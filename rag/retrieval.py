@@ -20,7 +20,7 @@ from rag.config import Settings
 from rag.store import chroma_client, vector_store
 from rag.terms import Weights, term_coverage, term_weights
 from rag.text import tokenize
-from rag.types import Chunk, Hit
+from rag.types import Chunk, Hit, Scope
 
 RRF_K = 60
 # Weights of the two sides in the fusion, compared with ``rag eval`` on the seed dev set
@@ -130,40 +130,53 @@ class HybridRetriever:
         """The weighted terms of ``text``, with inverse document frequencies from this collection."""
         return term_weights(text, self.lexical().idf_of)
 
-    def dense(self, query: str, k: int) -> list[tuple[Chunk, float]]:
-        """Top ``k`` chunks by cosine similarity to ``query``."""
+    def dense(self, query: str, k: int, scope: Scope = Scope()) -> list[tuple[Chunk, float]]:
+        """Top ``k`` chunks by cosine similarity to ``query`` (within ``scope``: Chroma's metadata filter)."""
         if self.count() == 0:
             return []
-        results = self.store.similarity_search_with_score(query, k=k)
+        results = self.store.similarity_search_with_score(query, k=k, filter=scope.where())
         return [(Chunk.from_metadata(d.page_content, d.metadata), 1.0 - float(dist)) for d, dist in results]
 
-    def bm25(self, query: str, k: int) -> list[tuple[Chunk, float]]:
-        """Top ``k`` chunks by BM25 over jieba tokens."""
+    def bm25(self, query: str, k: int, scope: Scope = Scope()) -> list[tuple[Chunk, float]]:
+        """Top ``k`` chunks by BM25 over jieba tokens (within ``scope``: the others masked out)."""
         lex = self.lexical()
         q = [t for t in tokenize(query) if t in lex.idf]
         if not q or lex.bm25 is None:
             return []
+        mask = None
+        if scope:
+            mask = np.fromiter((scope.admits(c) for c in lex.chunks), dtype=np.float32, count=len(lex.chunks))
+            k = min(k, int(mask.sum()))
+            if k == 0:
+                return []
         k = min(k, len(lex.chunks))
-        docs, scores = lex.bm25.retrieve([q], k=k, show_progress=False)
+        docs, scores = lex.bm25.retrieve([q], k=k, show_progress=False, weight_mask=mask)
         return [(lex.chunks[int(i)], float(s)) for i, s in zip(docs[0], scores[0]) if s > 0]
 
-    def near(self, text: str) -> dict[tuple[str, int], float]:
+    def near(self, text: str, scope: Scope = Scope()) -> dict[tuple[str, int], float]:
         """An extra RRF-like weight for the articles of the three chunks BM25 finds for ``text``."""
         boost: dict[tuple[str, int], float] = {}
-        for rank, (chunk, _) in enumerate(self.bm25(text, 3)):
+        for rank, (chunk, _) in enumerate(self.bm25(text, 3, scope)):
             boost.setdefault((chunk.source, chunk.article), 1.0 / (RRF_K + rank + 1))
         return boost
 
-    def retrieve(self, query: str, k: int = 5, candidates: int | None = None, near: str | None = None) -> list[Hit]:
+    def known(self) -> tuple[set[str], set[str]]:
+        """The sources and the interviewees the collection holds (what a scope may name)."""
+        chunks = self.lexical().chunks
+        return {c.source for c in chunks}, {c.interviewee for c in chunks if c.interviewee}
+
+    def retrieve(
+        self, query: str, k: int = 5, candidates: int | None = None, near: str | None = None, scope: Scope = Scope()
+    ) -> list[Hit]:
         """The ``k`` best chunks for ``query`` by reciprocal rank fusion of both sides.
 
         ``near``: text whose articles are preferred (a follow-up stays near the article
-        the conversation is about).
+        the conversation is about).  ``scope``: only chunks inside it, on both sides.
         """
         n = candidates or max(20, 4 * k)
-        boost = self.near(near) if near else {}
-        dense = self.dense(query, n)
-        lexical = self.bm25(query, n)
+        boost = self.near(near, scope) if near else {}
+        dense = self.dense(query, n, scope)
+        lexical = self.bm25(query, n, scope)
         fused: dict[str, dict] = {}
         for rank, (chunk, sim) in enumerate(dense):
             entry = fused.setdefault(chunk.id, {"chunk": chunk, "score": 0.0})

@@ -141,6 +141,34 @@ class Chunk:
 
 
 @dataclass(frozen=True)
+class Scope:
+    """Where a question may be answered from: these files, these interviewees (empty: anywhere)."""
+
+    sources: tuple[str, ...] = ()
+    interviewees: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.sources or self.interviewees)
+
+    def admits(self, chunk: Chunk) -> bool:
+        """Whether ``chunk`` lies inside the scope."""
+        return (not self.sources or chunk.source in self.sources) and (
+            not self.interviewees or chunk.interviewee in self.interviewees
+        )
+
+    def where(self) -> dict | None:
+        """The same restriction as a Chroma metadata filter (None: no restriction)."""
+        parts = []
+        if self.sources:
+            parts.append({"source": {"$in": list(self.sources)}})
+        if self.interviewees:
+            parts.append({"interviewee": {"$in": list(self.interviewees)}})
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else {"$and": parts}
+
+
+@dataclass(frozen=True)
 class Hit:
     """A retrieved chunk and its score (higher is better)."""
 

@@ -38,8 +38,9 @@ class FakeAssistant:
         self.queue: list = []
         self.seen_history: list = []
 
-    def ask_stream(self, question, history=None):
+    def ask_stream(self, question, history=None, interviewees=None):
         self.seen_history.append(list(history or []))
+        self.seen_within = interviewees
         item = self.queue.pop(0)
         if isinstance(item, Exception):
             raise item
@@ -91,20 +92,22 @@ def test_chat_streams_then_renders_and_keeps_history():
     respond = ChatPage(assistant, collection=object()).respond
     steps = list(respond("纸质材料？", [], []))
     assert len(steps) == 2  # a partial answer, then the final one
-    chat, turns, panel, box = steps[-1]
+    chat, turns, panel, box, copy = steps[-1]
     assert 'href="#cite-1"' in chat[-1]["content"] and turns == [("纸质材料？", "我们取消了纸质材料。[1]")]
     assert "<mark>" in panel and box == ""
-    list(respond("那审批呢？", chat, turns))
+    assert copy == "我们取消了纸质材料。[1]\n\n参考文献 References:\n[1] 《访谈标题》，局长xxx，第2段。"
+    list(respond("那审批呢？", chat, turns, ["局长xxx"]))
     assert assistant.seen_history[-1] == [("纸质材料？", "我们取消了纸质材料。[1]")]
+    assert assistant.seen_within == ["局长xxx"]
 
 
 def test_errors_appear_in_the_page():
     assistant = FakeAssistant()
     assistant.queue += [RagError("the index is empty; run: rag ingest"), ConnectionError("LLM server down")]
     respond = ChatPage(assistant, collection=object()).respond
-    chat, _, panel, _ = list(respond("问题", [], []))[-1]
+    chat, _, panel, _, _ = list(respond("问题", [], []))[-1]
     assert "rag ingest" in chat[-1]["content"] and "rag ingest" in panel
-    chat, _, panel, _ = list(respond("问题", [], []))[-1]
+    chat, _, panel, _, _ = list(respond("问题", [], []))[-1]
     assert "ConnectionError" in chat[-1]["content"]
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rag.errors import RagError
+from rag.references import with_references
 from ui.render import answer_html, sources_html, text_html
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,18 @@ class Collection:
 
         return list_documents(self.settings)
 
-    def add(self, uploads: list[tuple[Path, str]], on_progress: Callable[[int, int, str], None]) -> str:
-        """Store and index ``uploads``; a file that is refused is not kept."""
+    def add(self, uploads: list[tuple[Path, str]], on_progress: Callable[[int, int, str], None] | None = None) -> str:
+        """Store and index ``uploads``; the outcome as the page shows it."""
+        report, problems = self.add_files(uploads, on_progress)
+        if report is None:
+            summary = "没有可索引的文件。"
+        else:
+            done = sum(1 for f in report.files if f.status in ("indexed", "unchanged"))
+            summary = f"已索引 {done} 个文件，新增 {report.added} 个片段（{report.seconds:.1f} 秒）。"
+        return summary + "".join(f"\n⚠️ {p}" for p in problems)
+
+    def add_files(self, uploads: list[tuple[Path, str]], on_progress=None):
+        """Store and index ``uploads``: (the run's report or None, a reason per file refused); refused files are not kept."""
         from ingest.collection import discard_upload, store_upload
         from ingest.pipeline import ingest
 
@@ -49,20 +60,15 @@ class Collection:
                 paths.append(store_upload(self.settings, temp_path, name))
             except RagError as e:
                 problems.append(str(e))
-        if paths:
-            report = ingest(
-                paths, self.settings, on_progress=on_progress, embedder=self.embedder, cancel=self.cancelled
-            )
-            problems += [f.reason for f in report.failed]
-            indexed = {d["source"] for d in self.documents()}
-            for outcome in report.failed:
-                if outcome.path not in indexed:
-                    discard_upload(self.settings, Path(outcome.path))
-            done = len(paths) - len(report.failed)
-            summary = f"已索引 {done} 个文件，新增 {report.added} 个片段（{report.seconds:.1f} 秒）。"
-        else:
-            summary = "没有可索引的文件。"
-        return summary + "".join(f"\n⚠️ {p}" for p in problems)
+        if not paths:
+            return None, problems
+        report = ingest(paths, self.settings, on_progress=on_progress, embedder=self.embedder, cancel=self.cancelled)
+        problems += [f.reason for f in report.failed]
+        indexed = {d["source"] for d in self.documents()}
+        for outcome in report.failed:
+            if outcome.path not in indexed:
+                discard_upload(self.settings, Path(outcome.path))
+        return report, problems
 
     def cancel(self) -> None:
         """Stop the file being read now (a .docx or .pdf); the run reports it cancelled."""
@@ -99,32 +105,48 @@ class ChatPage:
         self.assistant = assistant
         self.collection = collection or Collection(assistant.settings, getattr(assistant, "embedder", None))
 
-    def respond(self, message: str, chat: list, turns: list):
-        """Stream the answer into the chat, then show it with its sources; remember the turn."""
+    def respond(self, message: str, chat: list, turns: list, within: list | None = None):
+        """Stream the answer into the chat, then show it with its sources; remember the turn.
+
+        ``within``: interviewees the answer must come from (the page's selector); empty: all.
+        """
         import gradio as gr
 
         chat = [*chat, {"role": "user", "content": text_html(message or "")}, {"role": "assistant", "content": "…"}]
         try:
-            stream = self.assistant.ask_stream(message, history=turns)
+            stream = self.assistant.ask_stream(message, history=turns, interviewees=list(within or []) or None)
             for text in stream:
                 chat[-1]["content"] = text_html(text)  # unchecked text: never markup, never a link
-                yield chat, turns, gr.update(), ""
+                yield chat, turns, gr.update(), "", ""
             answer = stream.answer()
         except RagError as e:
             text = f"⚠️ {self._public(str(e))}"
             chat[-1]["content"] = text_html(text)
-            yield chat, turns, f'<div class="src-none">{text_html(text)}</div>', ""
+            yield chat, turns, f'<div class="src-none">{text_html(text)}</div>', "", ""
             return
         except Exception as e:  # a full disk, a failure nobody foresaw: say so, keep serving
             log.exception("answering failed")
             text = f"⚠️ 回答时出错（{e.__class__.__name__}）：{self._public(str(e))}"
             chat[-1]["content"] = text_html(text)
-            yield chat, turns, f'<div class="src-none">{text_html(text)}</div>', ""
+            yield chat, turns, f'<div class="src-none">{text_html(text)}</div>', "", ""
             return
         chat[-1]["content"] = answer_html(answer)
         if answer.found:
             turns = [*turns, (answer.question, answer.text)]
-        yield chat, turns, sources_html(answer, self.assistant.documents), ""
+        # For pasting into a report: the answer, then numbered references (《title》, interviewee, paragraph).
+        copy = with_references(answer) if answer.found else ""
+        yield chat, turns, sources_html(answer, self.assistant.documents), "", copy
+
+    def scopes(self):
+        """The interviewees a question can be limited to, as the selector lists them."""
+        import gradio as gr
+
+        choices = {}
+        for d in self.collection.documents():
+            for title, person in zip(d["articles"], d.get("interviewees", [])):
+                if person:
+                    choices.setdefault(person, f"{person} — 《{title}》")
+        return gr.update(choices=[(label, person) for person, label in choices.items()])
 
     def _public(self, message: str) -> str:
         """``message`` without the server's folders: RAG_HOME is named, not shown."""
@@ -178,9 +200,9 @@ class ChatPage:
             gr.Markdown(
                 "## 访谈问答 · Interview Q&A\n每句回答都引自原文，点击 [n] 查看出处。Every answer quotes the source; click [n] to see where."
             )
-            turns = gr.State([])
+            turns, copied = gr.State([]), gr.State("")
             with gr.Tab("问答 Chat"):
-                chatbot, question, send, clear, sources = self._chat_tab(gr)
+                chatbot, question, send, clear, sources, within, copy_box = self._chat_tab(gr)
             with gr.Tab("资料库 Collection"):
                 table, files, add, stop, refresh_button, chosen, drop, status = self._collection_tab(gr, settings)
             with gr.Tab("设置 Settings"):
@@ -189,15 +211,22 @@ class ChatPage:
             # Every answer, from Enter or the button, shares one pool of ``ui_concurrency`` workers;
             # a conversation's turns live in its own session State, never in a shared variable.
             answering = {"concurrency_id": "answer", "concurrency_limit": settings.ui_concurrency}
-            outputs = [chatbot, turns, sources, question]
-            question.submit(self.respond, [question, chatbot, turns], outputs, api_name="ask", **answering)
-            send.click(self.respond, [question, chatbot, turns], outputs, api_visibility="private", **answering)
+            outputs = [chatbot, turns, sources, question, copied]
+            asked = [question, chatbot, turns, within]
+            show_copy = {
+                "fn": lambda text: text,
+                "inputs": [copied],
+                "outputs": [copy_box],
+                "api_visibility": "private",
+            }
+            question.submit(self.respond, asked, outputs, api_name="ask", **answering).then(**show_copy)
+            send.click(self.respond, asked, outputs, api_visibility="private", **answering).then(**show_copy)
             clear.click(
-                lambda: ([], [], EMPTY_SOURCES, ""),
+                lambda: ([], [], EMPTY_SOURCES, "", ""),
                 None,
                 outputs,
                 api_visibility="private",
-            )
+            ).then(**show_copy)
             # Changes to the collection run one at a time (ingestion also holds a lock on RAG_HOME).
             writing = {"concurrency_id": "collection", "concurrency_limit": 1}
             add.click(
@@ -208,6 +237,8 @@ class ChatPage:
             drop.click(self.remove, [chosen], [status, table, chosen], api_name="remove", **writing)
             refresh_button.click(self.refresh, None, [table, chosen], api_name="documents")
             app.load(self.refresh, None, [table, chosen], api_visibility="private")
+            for event in (add.click, drop.click, refresh_button.click, app.load):
+                event(self.scopes, None, [within], api_visibility="private")
         # Beyond ``ui_queue_size`` waiting requests, a new one is refused at once with Gradio's
         # "queue is full" message instead of piling up; the process and other sessions carry on.
         app.queue(max_size=settings.ui_queue_size, default_concurrency_limit=settings.ui_concurrency)
@@ -234,11 +265,25 @@ class ChatPage:
                 with gr.Row():
                     send = gr.Button("提问 Ask", variant="primary", elem_id="ask")
                     clear = gr.Button("清空对话 Clear", elem_id="clear")
+                within = gr.Dropdown(
+                    label="只在这些受访者的访谈中查找 Only within these interviews (empty: all)",
+                    multiselect=True,
+                    choices=[],
+                    value=[],
+                    elem_id="within",
+                )
                 gr.Examples(EXAMPLES, inputs=[question], label="示例问题 Examples")
             with gr.Column(scale=2):
                 gr.Markdown("### 出处 Sources")
                 sources = gr.HTML(EMPTY_SOURCES, elem_id="sources")
-        return chatbot, question, send, clear, sources
+                copy_box = gr.Textbox(
+                    label="复制（含参考文献）Copy with references",
+                    lines=4,
+                    interactive=False,
+                    buttons=["copy"],
+                    elem_id="copy-with-references",
+                )
+        return chatbot, question, send, clear, sources, within, copy_box
 
     @staticmethod
     def _collection_tab(gr, settings):

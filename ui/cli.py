@@ -174,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rag", description="Question answering with citations over interview collections."
     )
+    from rag import __version__
+
+    parser.add_argument("--version", action="version", version=f"rag {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", help="chunk and embed files into the index (default: the bundled collection)")
@@ -222,18 +225,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_eval)
 
-    # "rag ui ..." is handed to ui.launch.main whole (see main); listed here for --help.
-    sub.add_parser("ui", help="start the chat page (ingests the bundled collection first if needed); rag ui --help")
+    # "rag ui ..." and "rag serve ..." are handed to ui.launch.main whole (see main); listed here for --help.
+    sub.add_parser("ui", help="start the chat page and the API under /v1 (ingests the bundled collection if needed)")
+    sub.add_parser("serve", help="start the HTTP API alone: /v1/answers, /v1/chat/completions, ... (docs at /docs)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``rag`` console script."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["ui"]:
-        from ui.launch import main as ui_main
+    if argv[:1] in (["ui"], ["serve"]):
+        from ui.launch import main as launch
 
-        return ui_main(argv[1:])
+        return launch(argv[1:], serve=argv[0] == "serve")
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()

@@ -9,7 +9,6 @@ import sys
 
 from rag.config import is_loopback
 from rag.errors import RagError
-from ui.app import build_app
 from ui.render import CSS
 
 MAX_LOGIN_DELAY = 3.0  # seconds a failed login waits, at most
@@ -89,8 +88,11 @@ def _ready_assistant(settings):
     return assistant
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Start the chat page (``rag ui`` and ``python -m ui``)."""
+API_PORT = 8765
+
+
+def main(argv: list[str] | None = None, serve: bool = False) -> int:
+    """Start the chat page with the API under /v1 (``rag ui``), or the API alone (``serve``: ``rag serve``)."""
     from rag.config import Settings
 
     try:
@@ -101,18 +103,24 @@ def main(argv: list[str] | None = None) -> int:
     from ui.cli import setup_logging
 
     setup_logging(settings)
-    parser = argparse.ArgumentParser(prog="rag ui", description="Start the chat page.")
+    name = "rag serve" if serve else "rag ui"
+    parser = argparse.ArgumentParser(prog=name, description="Start the API." if serve else "Start the chat page.")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=settings.ui_port, help="port (default RAG_UI_PORT or 7860)")
+    default_port = API_PORT if serve else settings.ui_port
+    parser.add_argument("--port", type=int, default=default_port, help=f"port (default {default_port})")
     args = parser.parse_args(argv)
 
-    problem = _start_checks(args.host, args.port, settings.ui_auth)
+    problem = _start_checks(args.host, args.port, None if serve else settings.ui_auth)
+    if serve and not is_loopback(args.host) and not settings.api_keys:
+        problem = (
+            f"refusing to serve the API on {args.host} without keys; set RAG_API_KEYS=key1,key2 (or use 127.0.0.1)"
+        )
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     if not is_loopback(args.host):
         print(
-            f"warning: listening on {args.host}: anyone who can reach it and knows RAG_UI_AUTH can use it",
+            f"warning: listening on {args.host}: anyone who can reach it and holds a password or key can use it",
             file=sys.stderr,
         )
     try:
@@ -120,13 +128,31 @@ def main(argv: list[str] | None = None) -> int:
     except RagError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    app = build_app(assistant)
-    app.launch(
-        server_name=args.host,
-        server_port=args.port,
+    app = _server_app(assistant, settings, args.host, page=not serve)
+    import uvicorn
+
+    print(f"{name}: http://{args.host}:{args.port}/ (API documentation at /docs)", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _server_app(assistant, settings, host: str, page: bool):
+    """The API over ``assistant``, with the chat page mounted at / when ``page``: one process, one model."""
+    from ui.api import create_api
+    from ui.app import ChatPage
+
+    chat = ChatPage(assistant)
+    app = create_api(assistant, chat.collection, loopback=is_loopback(host), keys=settings.api_keys)
+    if not page:
+        return app
+    import gradio as gr
+
+    return gr.mount_gradio_app(
+        app,
+        chat.build(),
+        path="/",
         auth=login_check(settings.ui_auth) if settings.ui_auth else None,
         css=CSS,
         max_file_size=f"{settings.max_file_mb}mb",
         show_error=False,
     )
-    return 0

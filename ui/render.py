@@ -12,9 +12,8 @@ import html
 import re
 from pathlib import Path
 
+from rag.references import markers
 from rag.types import Answer, Citation
-
-_MARKER = re.compile(r"\[(\d+)\]")
 
 CSS = """
 .src-card {border:1px solid #d0d7de; border-radius:8px; padding:10px 12px; margin-bottom:10px; background:#fff;}
@@ -52,32 +51,13 @@ def text_html(text: str) -> str:
     return _escape(text).replace("\n", "<br>")
 
 
-def _quoted_spans(text: str, citations) -> list[tuple[int, int]]:
-    """Where the quotes stand in the answer text: a "[1]" inside a quoted document is text, not a marker."""
-    spans = []
-    for c in citations:
-        at = text.find(c.quote) if c.quote else -1
-        while at >= 0:
-            spans.append((at, at + len(c.quote)))
-            at = text.find(c.quote, at + 1)
-    return spans
-
-
 def answer_html(answer: Answer) -> str:
     """The answer text with each [n] marker a link to its source card (the quote on hover)."""
-    quotes = {c.n: c for c in answer.citations}
-    spans = _quoted_spans(answer.text, answer.citations)
     parts, pos = [], 0
-    for match in _MARKER.finditer(answer.text):
-        c = quotes.get(int(match.group(1)))
-        if c is None or any(s <= match.start() < e for s, e in spans):
-            continue
+    for start, end, c in markers(answer):
         tip = _escape(f"《{c.title}》第{c.paragraph}段：{c.quote}")
-        parts += [
-            text_html(answer.text[pos : match.start()]),
-            f'<a class="cite" href="#cite-{c.n}" title="{tip}">[{c.n}]</a>',
-        ]
-        pos = match.end()
+        parts += [text_html(answer.text[pos:start]), f'<a class="cite" href="#cite-{c.n}" title="{tip}">[{c.n}]</a>']
+        pos = end
     parts.append(text_html(answer.text[pos:]))
     body = "".join(parts)
     if answer.notice:

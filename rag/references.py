@@ -1,0 +1,70 @@
+"""An answer as a person pastes it: the text with its [n] markers, then numbered references.
+
+Also where an answer's markers stand: a "[1]" inside a quoted document is text, not a marker
+(the page links only real markers, the Markdown form escapes everything else).
+"""
+
+from __future__ import annotations
+
+import re
+
+from rag.types import Answer, Citation
+
+REFERENCES_HEADING = "参考文献 References"
+_MARKER = re.compile(r"\[(\d+)\]")
+_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation mark (CommonMark escapes)
+
+
+def _quoted_spans(text: str, citations) -> list[tuple[int, int]]:
+    spans = []
+    for c in citations:
+        at = text.find(c.quote) if c.quote else -1
+        while at >= 0:
+            spans.append((at, at + len(c.quote)))
+            at = text.find(c.quote, at + 1)
+    return spans
+
+
+def markers(answer: Answer) -> list[tuple[int, int, Citation]]:
+    """(start, end, citation) of each real marker in ``answer.text``, in order."""
+    quotes = {c.n: c for c in answer.citations}
+    spans = _quoted_spans(answer.text, answer.citations)
+    found = []
+    for match in _MARKER.finditer(answer.text):
+        c = quotes.get(int(match.group(1)))
+        if c is not None and not any(s <= match.start() < e for s, e in spans):
+            found.append((match.start(), match.end(), c))
+    return found
+
+
+def reference(c: Citation) -> str:
+    """One numbered reference: [n] 《title》，interviewee，paragraph."""
+    who = f"，{c.interviewee}" if c.interviewee else ""
+    return f"[{c.n}] 《{c.title}》{who}，第{c.paragraph}段。"
+
+
+def escape_markdown(text: str) -> str:
+    """``text`` that any Markdown renderer shows as itself: no link, image, code or emphasis."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
+
+
+def with_references(answer: Answer, markdown: bool = False) -> str:
+    """The answer followed by its numbered references (plain text, or Markdown with the text escaped)."""
+    if not markdown:
+        body = answer.text
+    else:
+        parts, pos = [], 0
+        for start, end, c in markers(answer):
+            parts += [escape_markdown(answer.text[pos:start]), f"[{c.n}]"]
+            pos = end
+        body = "".join(parts) + escape_markdown(answer.text[pos:])
+    if not answer.citations:
+        return body
+    refs = [escape_markdown(reference(c)) if markdown else reference(c) for c in answer.citations]
+    separator = "  \n" if markdown else "\n"
+    return f"{body}\n\n{REFERENCES_HEADING}:\n" + separator.join(refs)
+
+
+def without_references(text: str) -> str:
+    """An answer text as a chat client sends it back in the history: the references block cut off."""
+    return text.split(f"\n\n{REFERENCES_HEADING}:", 1)[0]

@@ -1,0 +1,347 @@
+"""The HTTP API: answers with citations as JSON, retrieval, documents, an OpenAI-compatible chat endpoint.
+
+``rag serve`` serves it alone; ``rag ui`` mounts the chat page beside it (one process, one
+model).  Off loopback every /v1 route needs a key from ``RAG_API_KEYS`` (a bearer token).
+Answering shares the page's limits: ``RAG_UI_CONCURRENCY`` answers at once, ``RAG_UI_QUEUE_SIZE``
+more waiting, beyond that HTTP 429.  Every error is JSON with one message, never a traceback.
+Only verified text is ever sent: a streamed chat completion is streamed once the answer is
+checked (with an LLM, its unchecked reply never leaves the server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Literal
+
+from fastapi import Depends, FastAPI, File, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from rag import __version__
+from rag.errors import IndexBusyError, IndexMissingError, RagError, StorageFullError, UnknownFilterError
+from rag.references import with_references, without_references
+from rag.types import Answer
+
+log = logging.getLogger(__name__)
+
+MODEL_ID = "interview-rag"
+MAX_QUESTION_CHARS = 2000
+MAX_JSON_BYTES = 256 * 1024
+_STATUS = {UnknownFilterError: 400, IndexMissingError: 503, IndexBusyError: 409, StorageFullError: 507}
+
+
+class Turn(BaseModel):
+    question: str = Field(max_length=MAX_QUESTION_CHARS)
+    answer: str = Field(max_length=20000)
+
+
+class Scoped(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    history: list[Turn] = Field(default_factory=list, max_length=20)
+    sources: list[str] | None = Field(default=None, max_length=100, description="file names or paths")
+    interviewees: list[str] | None = Field(default=None, max_length=100, description="whole or part of a name")
+
+
+class AnswerRequest(Scoped):
+    top_k: int | None = Field(default=None, ge=1, le=50)
+    format: Literal["json", "markdown"] = "json"
+
+
+class RetrieveRequest(Scoped):
+    k: int = Field(default=5, ge=1, le=50)
+
+
+class ChatMessage(BaseModel):
+    role: str
+    content: str | list[dict] | None = None
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")  # temperature, max_tokens...: accepted, not used
+    model: str | None = None
+    messages: list[ChatMessage] = Field(min_length=1, max_length=100)
+    stream: bool = False
+    sources: list[str] | None = Field(default=None, max_length=100)
+    interviewees: list[str] | None = Field(default=None, max_length=100)
+
+
+class Gate:
+    """``workers`` at once and ``waiting`` more; beyond that a request is refused with 429."""
+
+    def __init__(self, workers: int, waiting: int) -> None:
+        self.slots = asyncio.Semaphore(workers)
+        self.limit = workers + waiting
+        self.inside = 0
+
+    async def run(self, fn, *args):
+        if self.inside >= self.limit:
+            raise HTTPException(429, f"busy: {self.limit} questions are being answered or waiting; try again shortly")
+        self.inside += 1
+        try:
+            async with self.slots:
+                return await run_in_threadpool(fn, *args)
+        finally:
+            self.inside -= 1
+
+
+def _text(content) -> str:
+    if isinstance(content, list):  # OpenAI's content parts
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return content or ""
+
+
+def conversation(messages: list[ChatMessage]) -> tuple[str, list[tuple[str, str]]]:
+    """The question (the last user message) and the history (user/assistant pairs before it)."""
+    turns = [(m.role, _text(m.content)) for m in messages if m.role in ("user", "assistant")]
+    if not turns or turns[-1][0] != "user" or not turns[-1][1].strip():
+        raise HTTPException(400, "the last message must be a user message with a question")
+    history, asked = [], None
+    for role, text in turns[:-1]:
+        if role == "user":
+            asked = text
+        elif asked is not None:
+            history.append((asked, without_references(text)))
+            asked = None
+    if len(turns[-1][1]) > MAX_QUESTION_CHARS:
+        raise HTTPException(422, f"the question is longer than {MAX_QUESTION_CHARS} characters")
+    return turns[-1][1], history
+
+
+def create_api(assistant, collection, *, loopback: bool, keys: tuple[str, ...] = ()) -> FastAPI:
+    """The API over ``assistant`` (answers) and ``collection`` (ui.app.Collection: documents)."""
+    app = FastAPI(title="访谈问答 API · Interview Q&A", version=__version__)
+    settings = assistant.settings
+    gate = Gate(settings.ui_concurrency, settings.ui_queue_size)
+    writing = asyncio.Lock()
+    _errors_as_json(app, settings)
+    _limit_request_size(app, settings)
+
+    shown = _Shown(assistant)
+
+    def answer_json(answer: Answer, markdown: bool = False) -> dict:
+        data = {
+            "question": answer.question,
+            "text": answer.text,
+            "found": answer.found,
+            "notice": answer.notice,
+            "mode": answer.mode,
+            "citations": [shown(asdict(c)) for c in answer.citations],
+        }
+        if markdown:
+            data["markdown"] = with_references(answer, markdown=True)
+        return data
+
+    v1 = {"dependencies": [Depends(_authorizer(keys, loopback))]}
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        """Whether the server is up and how many chunks it holds."""
+        return {"status": "ok", "chunks": await run_in_threadpool(assistant.retriever.count), "version": __version__}
+
+    @app.post("/v1/answers", **v1)
+    async def answers(body: AnswerRequest) -> dict:
+        """The answer with its citations (``format=markdown`` adds the text with numbered references)."""
+        history = [(t.question, t.answer) for t in body.history]
+        answer = await gate.run(
+            lambda: assistant.ask(body.question, history, body.top_k, body.sources, body.interviewees)
+        )
+        return answer_json(answer, markdown=body.format == "markdown")
+
+    @app.post("/v1/retrieve", **v1)
+    async def retrieve(body: RetrieveRequest) -> dict:
+        """The ranked chunks for a question, with their text, place and scores."""
+        history = [(t.question, t.answer) for t in body.history]
+        hits = await gate.run(
+            lambda: assistant.retrieve(body.question, body.k, history, body.sources, body.interviewees)
+        )
+        return {"chunks": [_hit_json(h, shown) for h in hits]}
+
+    _document_routes(app, collection, writing, v1)
+    _chat_routes(app, assistant, gate, answer_json, v1)
+    return app
+
+
+def _authorizer(keys: tuple[str, ...], loopback: bool):
+    """The check of every /v1 request: a bearer key when keys are set; without keys, loopback only."""
+
+    def authorize(request: Request) -> None:
+        given = request.headers.get("authorization", "")
+        token = given[7:].strip() if given.lower().startswith("bearer ") else ""
+        if keys:
+            if not any(hmac.compare_digest(token.encode(), k.encode()) for k in keys):
+                raise HTTPException(401, "a valid API key is needed: Authorization: Bearer <key from RAG_API_KEYS>")
+        elif not loopback:
+            raise HTTPException(403, "the API answers beyond loopback only with keys: set RAG_API_KEYS")
+
+    return authorize
+
+
+class _Shown:
+    """A record with its ``source`` as a person is shown it: relative to RAG_HOME or the collection's folder."""
+
+    def __init__(self, assistant) -> None:
+        self.assistant = assistant
+
+    def __call__(self, data: dict) -> dict:
+        from ingest.collection import collection_root, shown_path
+
+        settings = self.assistant.settings
+        sources, _ = self.assistant.retriever.known()
+        return {**data, "source": shown_path(data["source"], settings, collection_root(settings, sources))}
+
+
+def _hit_json(hit, shown) -> dict:
+    c = hit.chunk
+    return shown(
+        {
+            "text": hit.text,
+            "source": c.source,
+            "title": c.title,
+            "interviewee": c.interviewee,
+            "article": c.article,
+            "paragraphs": [c.para_start, c.para_end],
+            "start": c.start,
+            "end": c.end,
+            "score": hit.score,
+            "similarity": hit.similarity,
+            "dense_rank": hit.dense_rank,
+            "lexical_rank": hit.lexical_rank,
+        }
+    )
+
+
+def _document_routes(app: FastAPI, collection, writing: asyncio.Lock, v1: dict) -> None:
+    def listing() -> list[dict]:
+        rows = collection.documents()
+        return [
+            {
+                "id": d["id"],
+                "source": d["path"],
+                "file": d["file"],
+                "title": d["title"],
+                "articles": [{"title": t, "interviewee": p} for t, p in zip(d["articles"], d["interviewees"])],
+                "chunks": d["chunks"],
+                "ingested_at": d["ingested_at"],
+            }
+            for d in rows
+        ]
+
+    @app.get("/v1/documents", **v1)
+    async def documents() -> dict:
+        """The documents in the collection, with their articles and interviewees."""
+        return {"documents": await run_in_threadpool(listing)}
+
+    @app.post("/v1/documents", **v1)
+    async def upload(files: list[UploadFile] = File(...)) -> dict:
+        """Upload and index files (.txt .md .docx .pdf), with the page's checks; refused files are not kept."""
+        import tempfile
+
+        async with writing:
+            with tempfile.TemporaryDirectory() as folder:
+                uploads = []
+                for i, f in enumerate(files):
+                    temp = Path(folder) / f"{i}{Path(f.filename or 'upload').suffix[:10]}"
+                    temp.write_bytes(await f.read())
+                    uploads.append((temp, Path(f.filename or "upload").name))
+                report, problems = await run_in_threadpool(collection.add_files, uploads)
+        indexed = [Path(f.path).name for f in (report.files if report else []) if f.status in ("indexed", "unchanged")]
+        return {"indexed": indexed, "added_chunks": report.added if report else 0, "refused": problems}
+
+    @app.delete("/v1/documents/{document_id}", **v1)
+    async def delete(document_id: str) -> dict:
+        """Remove a document (by its id from GET /v1/documents) and its uploaded copy."""
+        async with writing:
+            rows = await run_in_threadpool(collection.documents)
+            row = next((d for d in rows if d["id"] == document_id), None)
+            if row is None:
+                raise HTTPException(404, f"no document with id {document_id[:40]!r}; GET /v1/documents lists them")
+            await run_in_threadpool(collection.remove, [row["source"]])
+        return {"removed": row["path"], "chunks": row["chunks"]}
+
+
+def _chat_routes(app: FastAPI, assistant, gate: Gate, answer_json, v1: dict) -> None:
+    @app.get("/v1/models", **v1)
+    async def models() -> dict:
+        """The one model this server answers as."""
+        return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "local"}]}
+
+    @app.post("/v1/chat/completions", **v1)
+    async def chat(body: ChatRequest):
+        """OpenAI's chat format: the content is the answer with a references block; citations ride along."""
+        question, history = conversation(body.messages)
+        answer = await gate.run(lambda: assistant.ask(question, history, None, body.sources, body.interviewees))
+        content = with_references(answer, markdown=True) if answer.found else answer.text
+        citations = answer_json(answer)["citations"]
+        head = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": body.model or MODEL_ID}
+        if not body.stream:
+            message = {"role": "assistant", "content": content, "citations": citations}
+            return {
+                **head,
+                "object": "chat.completion",
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            }
+        return StreamingResponse(_chunks(head, content, citations), media_type="text/event-stream")
+
+
+def _chunks(head: dict, content: str, citations: list[dict]):
+    """Server-sent events of a checked answer: the role, the content line by line, then the citations."""
+
+    def event(delta: dict, finish: str | None = None, **extra) -> str:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        data = {**head, "object": "chat.completion.chunk", "choices": [choice], **extra}
+        return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+    yield event({"role": "assistant", "content": ""})
+    for line in content.splitlines(keepends=True):
+        yield event({"content": line})
+    yield event({}, "stop", citations=citations)
+    yield "data: [DONE]\n\n"
+
+
+def _errors_as_json(app: FastAPI, settings) -> None:
+    def public(message: str) -> str:
+        return message.replace(str(settings.home), "RAG_HOME")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, e: HTTPException):
+        return JSONResponse({"error": public(str(e.detail))}, status_code=e.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, e: RequestValidationError):
+        first = e.errors()[0] if e.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid request')}"}, status_code=422)
+
+    @app.exception_handler(RagError)
+    async def rag_error(request: Request, e: RagError):
+        return JSONResponse({"error": public(str(e))}, status_code=_STATUS.get(type(e), 400))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, e: Exception):
+        log.exception("the API failed on %s", request.url.path)
+        return JSONResponse({"error": f"internal error ({e.__class__.__name__}); see RAG_HOME/rag.log"}, 500)
+
+
+def _limit_request_size(app: FastAPI, settings) -> None:
+    uploads = settings.max_file_mb * 2**20 * 10 + 2**20  # a few files at the size limit, with form overhead
+
+    @app.middleware("http")
+    async def limit(request: Request, call_next):
+        if request.url.path.startswith("/v1/"):
+            size = int(request.headers.get("content-length") or 0)
+            cap = uploads if request.url.path == "/v1/documents" else MAX_JSON_BYTES
+            if size > cap:
+                return JSONResponse({"error": f"the request is {size} bytes, over the {cap} allowed"}, 413)
+        return await call_next(request)
