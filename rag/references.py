@@ -13,6 +13,7 @@ from rag.types import Answer, Citation
 REFERENCES_HEADING = "参考文献 References"
 _MARKER = re.compile(r"\[(\d+)\]")
 _MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation mark (CommonMark escapes)
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
 
 
 def _quoted_spans(text: str, citations) -> list[tuple[int, int]]:
@@ -60,11 +61,14 @@ def with_references(answer: Answer, markdown: bool = False) -> str:
         body = "".join(parts) + escape_markdown(answer.text[pos:])
     if not answer.citations:
         return body
-    refs = [escape_markdown(reference(c)) if markdown else reference(c) for c in answer.citations]
+    refs = [
+        f"[{c.n}] " + escape_markdown(reference(c).split(" ", 1)[1]) if markdown else reference(c)
+        for c in answer.citations
+    ]
     separator = "  \n" if markdown else "\n"
     return f"{body}\n\n{REFERENCES_HEADING}:\n" + separator.join(refs)
 
 
 def without_references(text: str) -> str:
-    """An answer text as a chat client sends it back in the history: the references block cut off."""
-    return text.split(f"\n\n{REFERENCES_HEADING}:", 1)[0]
+    """An answer as a chat client sends it back in the history, made plain: references cut off, escapes undone."""
+    return _ESCAPED.sub(r"\1", text.split(f"\n\n{REFERENCES_HEADING}:", 1)[0])

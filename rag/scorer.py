@@ -140,8 +140,14 @@ class Scored:
         return self.sentence.text
 
 
+_QUESTION_END = ("？", "?")
+
+
 def candidate_sentences(hits: list[Hit]) -> list[Sentence]:
-    """Every sentence of ``hits``, once (neighbouring chunks share sentences), in rank order."""
+    """Every sentence of ``hits`` that could answer, once (neighbouring chunks share sentences), in rank order.
+
+    A question ("记者：审批时效提升了多少？") never answers one, however closely it matches it.
+    """
     seen: set[tuple[str, int]] = set()
     result: list[Sentence] = []
     for rank, hit in enumerate(hits):
@@ -152,6 +158,8 @@ def candidate_sentences(hits: list[Hit]) -> list[Sentence]:
             seen.add((chunk.doc_hash, start))
             paragraph_start = max((s for _, s in chunk.paragraphs if s <= start), default=start)
             text = hit.text[start - chunk.start : end - chunk.start]
+            if text.rstrip(" ”\"』」）)").endswith(_QUESTION_END):
+                continue
             result.append(Sentence(hit, rank, start, end, text, start - paragraph_start))
     return result
 

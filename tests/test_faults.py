@@ -65,8 +65,8 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def _fill(mount: Path, leave: int) -> Path:
-    ballast = mount / "ballast"
+def _fill(mount: Path, leave: int, name: str = "ballast") -> Path:
+    ballast = mount / name
     with open(ballast, "wb") as f:
         os.posix_fallocate(f.fileno(), 0, max(1, shutil.disk_usage(mount).free - leave))
     return ballast
@@ -110,6 +110,11 @@ def test_a_full_disk_stops_ingestion_with_one_line_and_the_next_run_completes_it
     assistant.warm_up()
     gc.collect()  # files of the trials' stores, deleted while open, are freed only when closed
     _fill(small_disk, 0)
+    for more in range(3):  # a store closing late gives space back: take that too
+        if shutil.disk_usage(small_disk).free < 64 * 1024:
+            break
+        gc.collect()
+        _fill(small_disk, 0, f"ballast-{more}")
     assert shutil.disk_usage(small_disk).free < 64 * 1024
     answer = assistant.ask("审批时效提升了多少？")
     english = assistant.ask("By how much did the approval time improve?")

@@ -25,12 +25,12 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def _start_checks(host: str, port: int, auth: str | None) -> str | None:
-    """Why the page must not start on ``host``:``port`` (one line), or None."""
+def _start_checks(host: str, port: int, auth: str | None, page: bool = True) -> str | None:
+    """Why the page (or the API alone, ``page=False``) must not start on ``host``:``port`` (one line), or None."""
     user, _, password = (auth or "").partition(":")
     if auth and not (user.strip() and password):
         return "RAG_UI_AUTH must be user:password with a user name and a password that are not empty"
-    if not is_loopback(host) and not auth:
+    if page and not is_loopback(host) and not auth:
         return (
             f"refusing to listen on {host} without a password; set RAG_UI_AUTH=user:password "
             "(or use the default 127.0.0.1)"
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None, serve: bool = False) -> int:
     parser.add_argument("--port", type=int, default=default_port, help=f"port (default {default_port})")
     args = parser.parse_args(argv)
 
-    problem = _start_checks(args.host, args.port, None if serve else settings.ui_auth)
+    problem = _start_checks(args.host, args.port, settings.ui_auth, page=not serve)
     if serve and not is_loopback(args.host) and not settings.api_keys:
         problem = (
             f"refusing to serve the API on {args.host} without keys; set RAG_API_KEYS=key1,key2 (or use 127.0.0.1)"
