@@ -158,7 +158,7 @@ def candidate_sentences(hits: list[Hit]) -> list[Sentence]:
             seen.add((chunk.doc_hash, start))
             paragraph_start = max((s for _, s in chunk.paragraphs if s <= start), default=start)
             text = hit.text[start - chunk.start : end - chunk.start]
-            if text.rstrip(" ”\"』」）)").endswith(_QUESTION_END):
+            if text.rstrip(' ”"』」）)').endswith(_QUESTION_END):
                 continue
             result.append(Sentence(hit, rank, start, end, text, start - paragraph_start))
     return result
