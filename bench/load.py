@@ -1,8 +1,9 @@
-"""``python -m bench.load``: how much load the chat page and ``ask()`` hold.
+"""``python -m bench.load``: how much load the chat page, the HTTP API and ``ask()`` hold.
 
 Conversations made from the dev set are sent by 1, 4, 16 and 64 concurrent clients, each
 client a session of its own, through the page's Gradio API (``gradio_client``, the same
-``/ask`` event the page uses) and through ``ask()`` in this process.  Every answer is
+``/ask`` event the page uses), through the HTTP API (``rag serve``, ``POST /v1/answers``
+with the conversation's history) and through ``ask()`` in this process.  Every answer is
 compared with the one the same conversation gets when it runs alone, so an answer that
 changes under load, or a follow-up that reads another session's turns, is counted.
 
@@ -177,6 +178,36 @@ class PageClients:
         return tuple(replies)
 
 
+class ApiClients:
+    """``POST /v1/answers`` with the history a program would keep; one HTTP connection per worker thread."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/") + "/v1/answers"
+        self._local = threading.local()
+
+    def converse(self, conversation: Conversation, timed: Callable[[float], None]) -> tuple:
+        import httpx
+
+        if not hasattr(self._local, "client"):
+            self._local.client = httpx.Client(timeout=120)
+        turns: list[dict] = []
+        replies = []
+        for question in conversation:
+            t = time.perf_counter()
+            response = self._local.client.post(self.url, json={"question": question, "history": turns})
+            if response.status_code == 429:
+                raise Refused(response.json()["error"])
+            response.raise_for_status()
+            timed(1000 * (time.perf_counter() - t))
+            answer = response.json()
+            if answer["found"]:
+                turns.append({"question": answer["question"], "answer": answer["text"]})
+            replies.append(
+                (answer["text"], answer["found"], tuple((c["start"], c["end"]) for c in answer["citations"]))
+            )
+        return tuple(replies)
+
+
 class DirectAsk:
     """``Assistant.ask`` in this process, with the history a session would keep."""
 
@@ -242,7 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--levels", default="1,4,16,64", help="concurrent clients, comma-separated")
     parser.add_argument("--conversations", type=int, default=128, help="conversations per level (at least the level)")
     parser.add_argument("--max-seconds", type=float, default=120, help="stop starting conversations after this")
-    parser.add_argument("--paths", default="ui,ask", help="ui (the page's Gradio API), ask (ask() in process)")
+    parser.add_argument(
+        "--paths",
+        default="ui,api,ask",
+        help="ui (the page's Gradio API), api (rag serve's /v1/answers), ask (in process)",
+    )
     parser.add_argument("--url", help="a running page on loopback (default: start one)")
     parser.add_argument("--questions", type=Path, default=DEV_SET, help="a dev set in the seed_dev.jsonl format")
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -284,6 +319,14 @@ def main(argv: list[str] | None = None) -> int:
             if proc is not None:
                 proc.terminate()
                 proc.wait(timeout=30)
+    if "api" in paths:
+        proc, url = server.start_api()
+        try:
+            api = ApiClients(url)
+            results += measure("api", api.converse, work, levels, args.conversations, args.max_seconds, report)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
     if "ask" in paths:
         direct = DirectAsk()
         results += measure("ask", direct.converse, work, levels, args.conversations, args.max_seconds, report)

@@ -62,3 +62,17 @@ def start_page(timeout: float = 600, env: dict | None = None, log: Path | None =
     url = f"http://127.0.0.1:{port}/"
     wait_until_up(proc, url=url, timeout=timeout, log=log)
     return proc, url
+
+
+def start_api(timeout: float = 600, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    """Start ``rag serve`` (the API alone) on a free loopback port; it indexes the bundled collection if needed."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ui.cli", "serve", "--port", str(port)],
+        env={**os.environ, **(env or {}), "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    wait_until_up(proc, url=url + "healthz", timeout=timeout)
+    return proc, url

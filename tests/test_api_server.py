@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -156,6 +157,40 @@ def test_beyond_loopback_keys_are_required(home, model_cache):
         right = {"Authorization": "Bearer k-second-456"}
         answered = httpx.post(f"{url}/v1/answers", json=body, headers=right, timeout=60)
         assert answered.status_code == 200 and answered.json()["found"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _readme_block(language: str, containing: str) -> str:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(rf"```{language}\n(.*?)```", readme, re.S)
+    return next(b for b in blocks if containing in b)
+
+
+def test_the_readme_examples_work_as_printed_against_rag_ui(home, model_cache):
+    """`rag ui` serves the API under /v1 beside the page; the README's curl and openai examples run."""
+    port = free_port()
+    env = {**os.environ, "RAG_HOME": str(home), "RAG_MODEL_CACHE": str(model_cache), "HF_HUB_OFFLINE": "1"}
+    log = home / f"ui-{port}.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ui", "--port", str(port)], env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT
+    )
+    try:
+        wait_for_server(proc, url=f"http://127.0.0.1:{port}/", timeout=240, log=log)
+        curl = _readme_block("bash", "curl").replace("7860", str(port))
+        out = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=60)
+        data = json.loads(out.stdout)
+        assert data["found"] and "纸质申报材料" in data["text"] and data["citations"][0]["quote"] in data["text"]
+        python = _readme_block("python", "from openai import OpenAI").replace("7860", str(port))
+        out = subprocess.run([sys.executable, "-c", python], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert "参考文献 References" in out.stdout and "就优就好" in out.stdout
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=30)
+        assert page.status_code == 200 and "gradio" in page.text.lower()  # the page itself, same process
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -79,6 +79,12 @@ def test_ask_read_sources_refuse(server, browser):
     marked = page.locator("#sources .src-passage mark").first.inner_text()
     assert "纸质申报材料" in marked
     assert "改革创新出实招服务企业促发展" in page.locator("#sources").inner_text()
+    page.wait_for_function(
+        "() => (document.querySelector('#copy-with-references textarea')?.value || '').includes('参考文献')",
+        timeout=30000,
+    )
+    copy = page.locator("#copy-with-references textarea").input_value()
+    assert "纸质申报材料" in copy and "[1] 《改革创新出实招服务企业促发展》，市住建局局长xxx，第" in copy
     page.screenshot(path=str(ARTIFACTS / "answer.png"), full_page=True)
 
     _ask(page, "开发区管委会主任毕业于哪所大学？")
@@ -86,6 +92,20 @@ def test_ask_read_sources_refuse(server, browser):
     assert "没有找到" in page.locator("#chat .message").last.inner_text()
     page.screenshot(path=str(ARTIFACTS / "refusal.png"), full_page=True)
     page.close()
+
+
+def test_a_question_limited_to_one_interview_and_the_api_beside_the_page(server):
+    """The page's interview selector (through its /ask event) and /v1/answers from the same process."""
+    import httpx
+    from gradio_client import Client
+
+    client = Client(server, verbose=False)
+    person = "市教育局党组书记、局长于晓峰"
+    chat, sources, _ = client.predict("审批时效提升了多少？", [], [person], api_name="/ask")
+    assert "改革创新出实招" not in sources  # the housing bureau's figure is outside the chosen interview
+    assert "坚定改革信心" in sources or "没有找到" in str(chat[-1]["content"])
+    data = httpx.post(f"{server}v1/answers", json={"question": "审批时效提升了多少？"}, timeout=60).json()
+    assert data["found"] and "50%" in data["text"] and data["citations"][0]["interviewee"] == "市住建局局长xxx"
 
 
 def test_upload_then_ask(server, browser, tmp_path):

@@ -265,11 +265,13 @@ class ChatPage:
                 with gr.Row():
                     send = gr.Button("提问 Ask", variant="primary", elem_id="ask")
                     clear = gr.Button("清空对话 Clear", elem_id="clear")
+                # Custom values: a program may name an interviewee (or part of a name) without listing them first.
                 within = gr.Dropdown(
                     label="只在这些受访者的访谈中查找 Only within these interviews (empty: all)",
                     multiselect=True,
                     choices=[],
                     value=[],
+                    allow_custom_value=True,
                     elem_id="within",
                 )
                 gr.Examples(EXAMPLES, inputs=[question], label="示例问题 Examples")

@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None, serve: bool = False) -> int:
     import uvicorn
 
     print(f"{name}: http://{args.host}:{args.port}/ (API documentation at /docs)", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    # Open event streams (a browser tab, a Gradio client) must not hold a stop for ever.
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=3)
     return 0
 
 
