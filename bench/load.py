@@ -268,6 +268,37 @@ def measure(
     return done
 
 
+def _run_paths(paths: list[str], args, work: list[Conversation], levels: list[int], report) -> list[Level]:
+    """Every chosen path, each against its own solo answers."""
+    results: list[Level] = []
+    if "ui" in paths:
+        proc = None
+        if args.url:
+            _check_loopback(args.url)
+            url = args.url
+        else:
+            proc, url = start_page()
+        try:
+            page = PageClients(url)
+            results += measure("ui", page.converse, work, levels, args.conversations, args.max_seconds, report)
+        finally:
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=30)
+    if "api" in paths:
+        proc, url = server.start_api()
+        try:
+            api = ApiClients(url)
+            results += measure("api", api.converse, work, levels, args.conversations, args.max_seconds, report)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    if "ask" in paths:
+        direct = DirectAsk()
+        results += measure("ask", direct.converse, work, levels, args.conversations, args.max_seconds, report)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split("\n\n")[0])
     parser.add_argument("--levels", default="1,4,16,64", help="concurrent clients, comma-separated")
@@ -304,32 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         for sample in level.error_samples:
             print(f"  error: {sample}", file=sys.stderr)
 
-    results: list[Level] = []
-    if "ui" in paths:
-        proc = None
-        if args.url:
-            _check_loopback(args.url)
-            url = args.url
-        else:
-            proc, url = start_page()
-        try:
-            page = PageClients(url)
-            results += measure("ui", page.converse, work, levels, args.conversations, args.max_seconds, report)
-        finally:
-            if proc is not None:
-                proc.terminate()
-                proc.wait(timeout=30)
-    if "api" in paths:
-        proc, url = server.start_api()
-        try:
-            api = ApiClients(url)
-            results += measure("api", api.converse, work, levels, args.conversations, args.max_seconds, report)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-    if "ask" in paths:
-        direct = DirectAsk()
-        results += measure("ask", direct.converse, work, levels, args.conversations, args.max_seconds, report)
+    results = _run_paths(paths, args, work, levels, report)
     if args.json:
         args.json.write_text(json.dumps([r.row() for r in results], ensure_ascii=False, indent=1), encoding="utf-8")
     return 1 if any(r.errors or r.mismatches for r in results) else 0
