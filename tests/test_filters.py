@@ -64,3 +64,13 @@ def test_a_part_of_a_name_is_enough_and_an_unknown_name_says_what_there_is(assis
     assert answer.found and all(c.interviewee.endswith("于晓峰") for c in answer.citations)
     with pytest.raises(UnknownFilterError, match="于晓峰"):
         assistant.ask("乡村教育要实现怎样的转变？", interviewees=["王某某"])
+
+
+def test_as_retriever_serves_langchain(assistant, monkeypatch):
+    import rag
+
+    monkeypatch.setenv("RAG_HOME", str(assistant.settings.home))
+    monkeypatch.setenv("RAG_MODEL_CACHE", str(assistant.settings.model_cache))
+    documents = rag.as_retriever(k=3).invoke("乡村教育要实现怎样的转变？")
+    assert len(documents) == 3 and any("就优就好" in d.page_content for d in documents)
+    assert {"source", "title", "start", "end", "score"} <= set(documents[0].metadata)

@@ -223,3 +223,13 @@ def test_terminal_output_shows_escape_sequences_as_codes():
     text = format_answer(_answer_quoting(quote))
     assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
     assert "\\x1b]0;pwned\\x07\\x1b[2J<U+202E>完" in text
+
+
+def test_version_and_python_dash_m_rag():
+    import subprocess
+    import sys
+
+    import rag
+
+    out = subprocess.run([sys.executable, "-m", "rag", "--version"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == f"rag {rag.__version__}" and rag.__version__[0].isdigit()
