@@ -14,6 +14,7 @@ from ingest.pipeline import (
     BUNDLED_SOURCE,
     IngestReport,
     collect_garbage,
+    delete_in_batches,
     ingest,
     live_texts,
     mark_changed,
@@ -131,7 +132,7 @@ def remove_documents(settings: Settings, sources: list[str], embedder=None) -> i
         records = record_manager(settings)
         data = store.get(where={"source": {"$in": list(sources)}}, include=[])
         if data["ids"]:
-            store.delete(data["ids"])
+            delete_in_batches(store, data["ids"])
         records.delete_keys(records.list_keys(group_ids=list(sources)))
         collect_garbage(store, DocumentStore(settings))
         prune_cache(cached_embedder(settings, embedder), live_texts(settings, client))

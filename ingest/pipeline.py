@@ -1,10 +1,11 @@
 """The ingestion run: files -> parsed documents -> chunks -> embeddings -> Chroma.
 
 Idempotence is LangChain's indexing API: ``index()`` with a SQL record manager skips
-chunks it has seen, and its incremental cleanup deletes the stale chunks of a changed
-file.  Each file is one ``index()`` call with one batch, so an unchanged chunk of a
-changed file is never deleted and re-added.  A run killed part-way is completed by the
-next one: Chroma writes are upserts by content id, and ``reconcile`` -- before indexing and
+chunks it has seen, and its ``scoped_full`` cleanup deletes, once the whole file is through,
+the chunks of that file the run did not see again: an unchanged chunk of a changed file is
+never deleted and re-added, and a file of any size goes in batches no larger than Chroma
+accepts (``client.get_max_batch_size()``), each batch's vectors cached as soon as it is
+embedded.  A run killed part-way is completed by the next one: Chroma writes are upserts by content id, and ``reconcile`` -- before indexing and
 after -- removes vectors the record manager never heard of and records whose vectors are
 missing (a kill between the two deletes of a removal), so one run heals either case.
 
@@ -228,8 +229,9 @@ def ingest(
         reconcile(store, records)
         if any(doc.source == BUNDLED_SOURCE for doc, _ in parsed):
             report.pruned += forget_sources(store, records, _legacy_bundled(store))
+        batch = max_batch(client)
         for doc, chunks in parsed:
-            outcome = _index_document(doc, chunks, store, records, documents, counting)
+            outcome = _index_document(doc, chunks, store, records, documents, counting, batch)
             report.files.append(outcome)
             sentences = sentence_texts(chunks)
             before = counting.embedded
@@ -266,8 +268,27 @@ def embed_sentences(settings: Settings, embedder: Embeddings, texts: list[str]) 
         cached_embedder(settings, embedder, sentences=True).embed_documents(texts)
 
 
-def _index_document(doc: ParsedDocument, chunks: list[Chunk], store, records, documents, counting) -> FileOutcome:
-    """One file's chunks through LangChain's ``index()``, as one batch (see the module's note)."""
+INDEX_BATCH = 1000  # chunks per index() batch: progress and the vector cache move at this step
+
+
+def max_batch(client) -> int:
+    """The most records one write may carry: ``INDEX_BATCH``, or less when Chroma accepts fewer."""
+    try:
+        return max(1, min(INDEX_BATCH, client.get_max_batch_size()))
+    except Exception:  # a client without the call (an older server): the default
+        return INDEX_BATCH
+
+
+def delete_in_batches(store, ids: list[str], batch: int = INDEX_BATCH) -> None:
+    """``store.delete`` in steps Chroma accepts."""
+    for i in range(0, len(ids), batch):
+        store.delete(ids[i : i + batch])
+
+
+def _index_document(
+    doc: ParsedDocument, chunks: list[Chunk], store, records, documents, counting, batch: int = INDEX_BATCH
+) -> FileOutcome:
+    """One file's chunks through LangChain's ``index()``, in bounded batches (see the module's note)."""
     from langchain_core.indexing import index
 
     progress = counting.progress
@@ -278,9 +299,10 @@ def _index_document(doc: ParsedDocument, chunks: list[Chunk], store, records, do
         _to_documents(chunks),
         records,
         store,
-        cleanup="incremental",
+        cleanup="scoped_full",
         source_id_key="source",
-        batch_size=max(1, len(chunks)),
+        batch_size=batch,
+        cleanup_batch_size=batch,
         key_encoder="sha256",
     )
     progress.advance(len(chunks) - (counting.embedded - embedded_before))  # the ones found in the cache
@@ -328,7 +350,7 @@ def forget_sources(store, records, sources: set[str]) -> int:
         return 0
     doomed = store.get(where={"source": {"$in": sorted(sources)}}, include=[])["ids"]
     if doomed:
-        store.delete(doomed)
+        delete_in_batches(store, doomed)
     records.delete_keys(records.list_keys(group_ids=sorted(sources)))
     return len(doomed)
 
@@ -339,7 +361,7 @@ def reconcile(store, records) -> None:
     recorded = set(records.list_keys())
     orphans = sorted(in_store - recorded)
     if orphans:
-        store.delete(orphans)
+        delete_in_batches(store, orphans)
     missing = sorted(recorded - in_store)
     if missing:
         records.delete_keys(missing)

@@ -81,3 +81,18 @@ def test_no_private_langchain_or_chroma_attributes():
         if f"store{attr}" in path.read_text(encoding="utf-8")
     ]
     assert not found, found
+
+
+def test_the_product_imports_where_fcntl_and_resource_are_missing():
+    """Windows has neither: no module of the product may need them at import time."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['fcntl'] = None; sys.modules['resource'] = None\n"
+        "import rag, rag.assistant, rag.store, ingest.pipeline, ingest.budget, ingest.collection\n"
+        "import ui.cli, ui.launch, ui.api, ui.app\n"
+        "ui.cli.build_parser().parse_args(['ask', 'q'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]

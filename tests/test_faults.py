@@ -127,7 +127,7 @@ def test_answers_go_on_when_no_sentence_vector_can_be_written(settings, e5, monk
     ingest(None, settings, embedder=e5)
     shutil.rmtree(settings.home / "cache" / "sentences")  # as if made before sentence vectors existed
 
-    def full_disk(target, data):
+    def full_disk(target, data, durable=True):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(rag.store, "_write_atomically", full_disk)
@@ -147,14 +147,14 @@ def test_an_injected_enospc_at_any_cache_write_is_survived(settings, tmp_path, e
     real_write = rag.store._write_atomically
     writes = 0
 
-    def full_disk(target, data):
+    def full_disk(target, data, durable=True):
         nonlocal writes
         writes += 1
         if writes > fail_after:
             # What a short write leaves before the error: half a file, never renamed into place.
             target.with_name(".tmp-torn").write_bytes(data[: len(data) // 2])
             raise OSError(errno.ENOSPC, "No space left on device")
-        real_write(target, data)
+        real_write(target, data, durable)
 
     monkeypatch.setattr(rag.store, "_write_atomically", full_disk)
     with pytest.raises(StorageFullError, match="no space left"):

@@ -159,3 +159,42 @@ def test_the_bundled_collection_is_one_document_whatever_its_install_path(settin
     assert report.pruned == 38
     assert ingest([CORPUS], settings, embedder=fake_embedder).added == 0  # the same file by its path: one document
     assert len(store.get(include=[])["ids"]) == 38
+
+
+def test_a_file_of_more_chunks_than_one_chroma_write_takes_is_stored_once(settings, fake_embedder, tmp_path):
+    """Over 6,000 chunks (Chroma takes 5,461 a write here): bounded batches, every chunk exactly once."""
+    from dataclasses import replace
+
+    from ingest.pipeline import max_batch
+    from rag.store import chroma_client
+
+    small = replace(settings, chunk_size=50, chunk_overlap=0)
+    sentences = [f"第{i}项举措是把审批时限压缩到{i % 9 + 1}个工作日以内并全面推行网上办理。" for i in range(6500)]
+    (tmp_path / "big.txt").write_text("大文件\n" + "\n".join(sentences), encoding="utf-8")
+    report = ingest([tmp_path / "big.txt"], small, embedder=fake_embedder)
+    assert not report.failed and report.added > max(6000, chroma_client(small).get_max_batch_size())
+    assert max_batch(chroma_client(small)) <= 1000
+    assert max(fake_embedder.calls) <= 4 * 16  # embedded group by group, never all at once
+    state = store_state(small)
+    assert len(state) == report.added == len({(v[2], v[3]) for v in state.values()})  # once each, by offsets
+    again = ingest([tmp_path / "big.txt"], small, embedder=fake_embedder)
+    assert (again.added, again.deleted, again.unchanged) == (0, 0, report.added)
+
+
+def test_stored_documents_reach_the_disk_before_they_are_renamed_into_place(
+    settings, fake_embedder, tmp_path, monkeypatch
+):
+    """fsync of the file (and its folder) before and after the rename: a power cut leaves old or new, never empty."""
+    import os
+
+    import rag.store
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(rag.store.os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    target = tmp_path / "doc.json"
+    rag.store._write_atomically(target, b'{"a": 1}')
+    assert target.read_bytes() == b'{"a": 1}' and len(synced) == 2  # the file, then its folder
+    synced.clear()
+    rag.store._write_atomically(tmp_path / "vector.json", b"[0.1]", durable=False)  # a cache entry
+    assert synced == []
