@@ -27,6 +27,7 @@ from rag.store import (
     chroma_client,
     ingest_lock,
     prune_cache,
+    read_all,
     record_manager,
     storage_errors,
     vector_store,
@@ -62,7 +63,7 @@ def list_documents(settings: Settings) -> list[dict]:
         collection = client.get_collection(settings.collection_name)
     except Exception:  # chromadb raises NotFoundError (or ValueError in older versions)
         return []
-    metadatas = collection.get(include=["metadatas"])["metadatas"]
+    metadatas = read_all(collection, ["metadatas"])["metadatas"]
     counts = Counter((m["source"], m["doc_hash"]) for m in metadatas)
     documents = DocumentStore(settings)
     root = collection_root(settings, {source for source, _ in counts})
@@ -130,7 +131,7 @@ def remove_documents(settings: Settings, sources: list[str], embedder=None) -> i
         client = chroma_client(settings)
         store = vector_store(settings, embedder, client)
         records = record_manager(settings)
-        data = store.get(where={"source": {"$in": list(sources)}}, include=[])
+        data = read_all(store, [], where={"source": {"$in": list(sources)}})
         if data["ids"]:
             delete_in_batches(store, data["ids"])
         records.delete_keys(records.list_keys(group_ids=list(sources)))

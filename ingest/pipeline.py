@@ -36,6 +36,7 @@ from rag.store import (
     chroma_client,
     ingest_lock,
     prune_cache,
+    read_all,
     record_manager,
     storage_errors,
     vector_store,
@@ -321,12 +322,12 @@ def live_texts(settings: Settings, client) -> list[str]:
     texts: list[str] = []
     for collection in client.list_collections():
         if collection.name.endswith(f"-{settings.model_slug}"):
-            texts += client.get_collection(collection.name).get(include=["documents"])["documents"]
+            texts += read_all(client.get_collection(collection.name), ["documents"])["documents"]
     return texts
 
 
 def _all_metadata(store) -> tuple[list[str], list[dict]]:
-    data = store.get(include=["metadatas"])
+    data = read_all(store, ["metadatas"])
     return data["ids"], data["metadatas"]
 
 
@@ -348,7 +349,7 @@ def forget_sources(store, records, sources: set[str]) -> int:
     """Delete every chunk and record of ``sources``; return how many chunks."""
     if not sources:
         return 0
-    doomed = store.get(where={"source": {"$in": sorted(sources)}}, include=[])["ids"]
+    doomed = read_all(store, [], where={"source": {"$in": sorted(sources)}})["ids"]
     if doomed:
         delete_in_batches(store, doomed)
     records.delete_keys(records.list_keys(group_ids=sorted(sources)))
@@ -357,7 +358,7 @@ def forget_sources(store, records, sources: set[str]) -> int:
 
 def reconcile(store, records) -> None:
     """Make Chroma and the record manager agree after an interrupted run."""
-    in_store = set(store.get(include=[])["ids"])
+    in_store = set(read_all(store, [])["ids"])
     recorded = set(records.list_keys())
     orphans = sorted(in_store - recorded)
     if orphans:

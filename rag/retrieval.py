@@ -17,7 +17,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
 from rag.config import Settings
-from rag.store import chroma_client, vector_store
+from rag.store import chroma_client, read_all, vector_store
 from rag.terms import Weights, term_coverage, term_weights
 from rag.text import tokenize
 from rag.types import Chunk, Hit, Scope
@@ -99,7 +99,7 @@ class HybridRetriever:
         with self._lock:
             if self._lexical is not None and self._lexical.key == key:
                 return self._lexical
-            data = self.store.get(include=["documents", "metadatas", "embeddings"])
+            data = read_all(self.store, ["documents", "metadatas", "embeddings"])
             chunks = [Chunk.from_metadata(t, m) for t, m in zip(data["documents"], data["metadatas"])]
             tokens = [tokenize(c.indexed_text) for c in chunks]
             bm25 = None
@@ -114,8 +114,8 @@ class HybridRetriever:
                 for t in set(toks):
                     df[t] = df.get(t, 0) + 1
             idf = {t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
-            vectors = data.get("embeddings")
-            centroid = np.asarray(vectors, dtype=np.float32).mean(axis=0) if chunks and vectors is not None else None
+            vectors = data["embeddings"]
+            centroid = np.asarray(vectors, dtype=np.float32).mean(axis=0) if chunks and len(vectors) else None
             self._lexical = _LexicalIndex(data["ids"], chunks, tokens, bm25, idf, key, centroid)
             return self._lexical
 
