@@ -4,7 +4,9 @@ Cold start: a new RAG_HOME and an empty model cache (the model is converted, the
 Warm model: a new RAG_HOME, the converted model already cached.  Re-ingest: the same
 RAG_HOME again, nothing changed.  Peak memory is the largest resident size of the runs.
 ``--large MB``: instead, read and chunk a text file of that many megabytes (the collection
-repeated), in a fresh process, without embedding it.
+repeated), in a fresh process, without embedding it.  ``--edit MB``: ingest a file of that
+many megabytes with a stand-in embedder, add one sentence in its middle, ingest again: what
+an edit costs (texts embedded again, chunks rewritten in Chroma, seconds).
 """
 
 from __future__ import annotations
@@ -56,7 +58,56 @@ def large(megabytes: float) -> int:
     return 0
 
 
+class _CountingStandIn:
+    """A deterministic stand-in for the model (a hash of the text): counts what would be embedded."""
+
+    def __init__(self) -> None:
+        self.texts = 0
+
+    def _vector(self, text: str) -> list[float]:
+        import hashlib
+
+        digest = hashlib.sha256(text.encode("utf-8")).digest()
+        return [b / 255 for b in digest[:32]]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.texts += len(texts)
+        return [self._vector(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._vector(text)
+
+
+def edit_cost(megabytes: float) -> int:
+    from ingest.pipeline import BUNDLED_COLLECTION, ingest
+    from rag.config import Settings
+
+    unit = BUNDLED_COLLECTION.read_text(encoding="utf-8")
+    parts, size = [], 0
+    while size < megabytes * 2**20:  # numbered copies, so no two chunks are the same text
+        parts.append(unit.replace("xx", f"第{len(parts)}号"))
+        size += len(parts[-1].encode("utf-8"))
+    text = "\n".join(parts)
+    with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
+        path, settings, model = Path(tmp) / "archive.txt", Settings(home=Path(tmp) / "home"), _CountingStandIn()
+        path.write_text(text, encoding="utf-8")
+        print("| run | chunks added | deleted | unchanged | texts embedded | seconds |")
+        print("|---|---|---|---|---|---|")
+        for name in ("first ingest", "one sentence added in the middle"):
+            model.texts, began = 0, time.perf_counter()
+            report = ingest([path], settings, embedder=model)
+            print(
+                f"| {name} ({path.stat().st_size / 2**20:.2f} MB) | {report.added:,} | {report.deleted:,} "
+                f"| {report.unchanged:,} | {model.texts:,} | {time.perf_counter() - began:.1f} |"
+            )
+            at = text.index("。", len(text) // 2) + 1
+            path.write_text(text[:at] + "这是新加的一句话。" + text[at:], encoding="utf-8")
+    return 0
+
+
 def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--edit":
+        return edit_cost(float(sys.argv[2]))
     if len(sys.argv) == 3 and sys.argv[1] == "--large":
         return large(float(sys.argv[2]))
     if len(sys.argv) == 3 and sys.argv[1] == "--chunk-only":  # the fresh process ``large`` starts
