@@ -343,8 +343,3 @@ def _settings_text(settings, mode: str) -> str:
         f"- 片段 Chunks: {settings.chunk_size} characters, {settings.chunk_overlap} sentence overlap; "
         f"top-k {settings.top_k}"
     )
-
-
-def build_app(assistant, collection: Collection | None = None):
-    """The chat page over ``assistant`` (see ``ChatPage``)."""
-    return ChatPage(assistant, collection).build()
