@@ -46,6 +46,7 @@ class Settings:
     llm_model: str | None = None
     llm_api_key: str | None = None
     embed_batch_size: int = 16
+    device: str = "auto"  # where the embedding model runs: auto (a GPU when there is one), cpu, cuda, cuda:1, mps
     ui_concurrency: int = 4
     ui_queue_size: int = 64
     max_file_mb: int = 20
@@ -73,6 +74,8 @@ class Settings:
             raise ConfigError("RAG_UI_CONCURRENCY and RAG_UI_QUEUE_SIZE must be at least 1.")
         if self.max_file_mb < 1:
             raise ConfigError("RAG_MAX_FILE_MB must be at least 1 (megabytes).")
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
+            raise ConfigError(f"RAG_DEVICE must be auto, cpu, cuda, cuda:N or mps, not {self.device!r}.")
         if self.max_unpacked_mb < 1 or self.parse_seconds < 1:
             raise ConfigError("RAG_MAX_UNPACKED_MB and RAG_PARSE_SECONDS must be at least 1.")
         if any(len(k) < 8 for k in self.api_keys):
@@ -99,6 +102,7 @@ class Settings:
             llm_model=_env("LLM_MODEL"),
             llm_api_key=_env("LLM_API_KEY"),
             embed_batch_size=_env_int("EMBED_BATCH_SIZE", 16),
+            device=_env("DEVICE", "auto"),
             ui_concurrency=_env_int("UI_CONCURRENCY", 4),
             ui_queue_size=_env_int("UI_QUEUE_SIZE", 64),
             max_file_mb=_env_int("MAX_FILE_MB", 20),

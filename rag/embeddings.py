@@ -26,9 +26,11 @@ class SentenceTransformerEmbedder(Embeddings):
         name_or_path: str,
         batch_size: int = 16,
         resolve: Callable[[], str] | None = None,
+        device: str = "cpu",
     ) -> None:
         self.name = name_or_path
         self.batch_size = batch_size
+        self.device = device
         self._resolve = resolve
         self._model = None
         self._lock = threading.Lock()
@@ -49,7 +51,7 @@ class SentenceTransformerEmbedder(Embeddings):
 
             target = self._resolve() if self._resolve else self.name
             try:
-                self._model = SentenceTransformer(str(target), device="cpu")
+                self._model = SentenceTransformer(str(target), device=resolve_device(self.device))
             except Exception as e:  # the library raises OSError, ValueError, HF errors...
                 raise ModelError(
                     f"cannot load embedding model {self.name!r} ({e.__class__.__name__}); "
@@ -119,6 +121,19 @@ class SentenceSimilarity:
         return np.asarray(self.passages.embed_documents(texts)) @ q
 
 
+def resolve_device(device: str) -> str:
+    """``RAG_DEVICE`` as torch names it: ``auto`` is a CUDA GPU when there is one, else Apple's MPS, else the CPU."""
+    if device != "auto":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
 def load_embedder(settings: Settings) -> SentenceTransformerEmbedder:
     """The embedder that ``settings.embed_model`` names.
 
@@ -135,9 +150,11 @@ def load_embedder(settings: Settings) -> SentenceTransformerEmbedder:
         def resolve() -> str:
             return str(ensure_e5_folder(settings.model_cache))
 
-        return SentenceTransformerEmbedder(DEFAULT_EMBED_MODEL, settings.embed_batch_size, resolve)
+        return SentenceTransformerEmbedder(DEFAULT_EMBED_MODEL, settings.embed_batch_size, resolve, settings.device)
     if name.startswith(("/", "./", "~")) and not Path(name).expanduser().exists():
         raise ModelError(f"RAG_EMBED_MODEL points at {name}, which does not exist")
     return SentenceTransformerEmbedder(
-        str(Path(name).expanduser()) if name.startswith("~") else name, settings.embed_batch_size
+        str(Path(name).expanduser()) if name.startswith("~") else name,
+        settings.embed_batch_size,
+        device=settings.device,
     )

@@ -54,3 +54,18 @@ def test_chunks_stay_well_under_the_model_limit(models):
     chunks = chunk_document(parse_file(CORPUS))
     longest = max(len(converted.tokenizer("passage: " + c.text)["input_ids"]) for c in chunks)
     assert longest < 384
+
+
+def test_the_device_setting(monkeypatch):
+    import pytest
+
+    from rag.config import Settings
+    from rag.embeddings import load_embedder, resolve_device
+    from rag.errors import ConfigError
+
+    assert resolve_device("cpu") == "cpu" and resolve_device("cuda:1") == "cuda:1"
+    assert resolve_device("auto") in ("cpu", "cuda", "mps")  # here: no GPU, so cpu
+    monkeypatch.setenv("RAG_DEVICE", "cuda:0")
+    assert load_embedder(Settings.from_env()).device == "cuda:0"
+    with pytest.raises(ConfigError, match="RAG_DEVICE"):
+        Settings(device="gpu")
