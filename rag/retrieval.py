@@ -45,6 +45,7 @@ class _LexicalIndex:
     # The mean of the chunk vectors: a question's dot product with it is its mean similarity to
     # the collection, the level its similarities to single sentences are read against.
     centroid: np.ndarray | None = None
+    known: tuple[set[str], set[str]] | None = None  # the sources and interviewees, made on first use
 
     def idf_of(self, token: str) -> float:
         """Inverse document frequency of ``token`` among chunks; unseen tokens weigh most."""
@@ -162,8 +163,10 @@ class HybridRetriever:
 
     def known(self) -> tuple[set[str], set[str]]:
         """The sources and the interviewees the collection holds (what a scope may name)."""
-        chunks = self.lexical().chunks
-        return {c.source for c in chunks}, {c.interviewee for c in chunks if c.interviewee}
+        lex = self.lexical()
+        if lex.known is None:  # once per index version, not once per question or citation
+            lex.known = ({c.source for c in lex.chunks}, {c.interviewee for c in lex.chunks if c.interviewee})
+        return lex.known
 
     def retrieve(
         self, query: str, k: int = 5, candidates: int | None = None, near: str | None = None, scope: Scope = Scope()

@@ -192,13 +192,16 @@ class _Shown:
 
     def __init__(self, assistant) -> None:
         self.assistant = assistant
+        self._root: tuple[object, object] = (None, None)  # (the sources set it was made from, root)
 
     def __call__(self, data: dict) -> dict:
         from ingest.collection import collection_root, shown_path
 
         settings = self.assistant.settings
         sources, _ = self.assistant.retriever.known()
-        return {**data, "source": shown_path(data["source"], settings, collection_root(settings, sources))}
+        if self._root[0] is not sources:  # the common folder, once per index version
+            self._root = (sources, collection_root(settings, sources))
+        return {**data, "source": shown_path(data["source"], settings, self._root[1])}
 
 
 def _hit_json(hit, shown) -> dict:
