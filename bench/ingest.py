@@ -91,14 +91,15 @@ def edit_cost(megabytes: float) -> int:
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
         path, settings, model = Path(tmp) / "archive.txt", Settings(home=Path(tmp) / "home"), _CountingStandIn()
         path.write_text(text, encoding="utf-8")
-        print("| run | chunks added | deleted | unchanged | texts embedded | seconds |")
-        print("|---|---|---|---|---|---|")
+        print("| run | chunks added | deleted | unchanged | of them moved | texts embedded | seconds |")
+        print("|---|---|---|---|---|---|---|")
         for name in ("first ingest", "one sentence added in the middle"):
             model.texts, began = 0, time.perf_counter()
             report = ingest([path], settings, embedder=model)
             print(
                 f"| {name} ({path.stat().st_size / 2**20:.2f} MB) | {report.added:,} | {report.deleted:,} "
-                f"| {report.unchanged:,} | {model.texts:,} | {time.perf_counter() - began:.1f} |"
+                f"| {report.unchanged:,} | {sum(f.moved for f in report.files):,} | {model.texts:,} "
+                f"| {time.perf_counter() - began:.1f} |"
             )
             at = text.index("。", len(text) // 2) + 1
             path.write_text(text[:at] + "这是新加的一句话。" + text[at:], encoding="utf-8")

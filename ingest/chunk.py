@@ -7,7 +7,9 @@ begins and ends on a sentence boundary, which is what makes a citation checkable
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 from ingest.parse import PAYWALL_MARKER
@@ -96,7 +98,24 @@ def chunk_document(doc: ParsedDocument, size: int = 300, overlap: int = 1) -> li
                         current = []
             current.append(sentence)
         _flush(doc, article, current, chunks, 0, size)
-    return chunks
+    return _numbered_repeats(chunks)
+
+
+def _numbered_repeats(chunks: list[Chunk]) -> list[Chunk]:
+    """Each chunk told how many chunks of the same article title and text come before it.
+
+    A chunk is identified by its source, title and text (``Chunk.id``); a passage a
+    document repeats word for word is told apart by this count, not by its offsets, so an
+    edit elsewhere in the file leaves its identity alone.
+    """
+    seen: Counter[str] = Counter()
+    numbered = []
+    for chunk in chunks:
+        numbered.append(
+            dataclasses.replace(chunk, repeat=seen[chunk.indexed_text]) if seen[chunk.indexed_text] else chunk
+        )
+        seen[chunk.indexed_text] += 1
+    return numbered
 
 
 def _flush(

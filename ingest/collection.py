@@ -9,16 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ingest.parse import SUPPORTED_SUFFIXES
-from ingest.pipeline import (
-    BUNDLED_COLLECTION,
-    BUNDLED_SOURCE,
-    IngestReport,
-    collect_garbage,
-    delete_in_batches,
-    ingest,
-    live_texts,
-    mark_changed,
-)
+from ingest.pipeline import BUNDLED_COLLECTION, BUNDLED_SOURCE, IngestReport, ingest
+from ingest.records import collect_garbage, delete_in_batches, live_texts, mark_changed
 from rag.config import Settings
 from rag.errors import ParseError, RagError
 from rag.store import (

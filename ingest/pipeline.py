@@ -5,7 +5,9 @@ chunks it has seen, and its ``scoped_full`` cleanup deletes, once the whole file
 the chunks of that file the run did not see again: an unchanged chunk of a changed file is
 never deleted and re-added, and a file of any size goes in batches no larger than Chroma
 accepts (``client.get_max_batch_size()``), each batch's vectors cached as soon as it is
-embedded.  A run killed part-way is completed by the next one: Chroma writes are upserts by content id, and ``reconcile`` -- before indexing and
+embedded.  A record is keyed by ``Chunk.id`` (source, title, text), not by a hash of its
+metadata: after an edit the chunks the edit did not touch keep their records and vectors,
+and only their metadata (offsets, paragraph numbers, document version) is rewritten in place.  A run killed part-way is completed by the next one: Chroma writes are upserts by content id, and ``reconcile`` -- before indexing and
 after -- removes vectors the record manager never heard of and records whose vectors are
 missing (a kill between the two deletes of a removal), so one run heals either case.
 
@@ -28,6 +30,18 @@ from langchain_core.embeddings import Embeddings
 from ingest.budget import read_document
 from ingest.chunk import chunk_document
 from ingest.parse import SUPPORTED_SUFFIXES
+from ingest.records import (
+    INDEX_BATCH,
+    all_metadata,
+    chunk_key,
+    collect_garbage,
+    forget_sources,
+    live_texts,
+    mark_changed,
+    max_batch,
+    reconcile,
+    refresh_metadata,
+)
 from rag.config import Settings
 from rag.errors import ParseError
 from rag.store import (
@@ -36,7 +50,6 @@ from rag.store import (
     chroma_client,
     ingest_lock,
     prune_cache,
-    read_all,
     record_manager,
     storage_errors,
     vector_store,
@@ -62,6 +75,7 @@ class FileOutcome:
     added: int = 0
     deleted: int = 0
     unchanged: int = 0
+    moved: int = 0  # unchanged chunks whose offsets or paragraph numbers were updated in place
 
 
 @dataclass
@@ -93,7 +107,7 @@ class IngestReport:
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.deleted)
+        return bool(self.added or self.deleted or any(f.moved for f in self.files))
 
 
 class Progress:
@@ -231,8 +245,9 @@ def ingest(
         if any(doc.source == BUNDLED_SOURCE for doc, _ in parsed):
             report.pruned += forget_sources(store, records, _legacy_bundled(store))
         batch = max_batch(client)
+        collection = client.get_collection(settings.collection_name)
         for doc, chunks in parsed:
-            outcome = _index_document(doc, chunks, store, records, documents, counting, batch)
+            outcome = _index_document(doc, chunks, (store, collection), records, documents, counting, batch)
             report.files.append(outcome)
             sentences = sentence_texts(chunks)
             before = counting.embedded
@@ -269,29 +284,16 @@ def embed_sentences(settings: Settings, embedder: Embeddings, texts: list[str]) 
         cached_embedder(settings, embedder, sentences=True).embed_documents(texts)
 
 
-INDEX_BATCH = 1000  # chunks per index() batch: progress and the vector cache move at this step
-
-
-def max_batch(client) -> int:
-    """The most records one write may carry: ``INDEX_BATCH``, or less when Chroma accepts fewer."""
-    try:
-        return max(1, min(INDEX_BATCH, client.get_max_batch_size()))
-    except Exception:  # a client without the call (an older server): the default
-        return INDEX_BATCH
-
-
-def delete_in_batches(store, ids: list[str], batch: int = INDEX_BATCH) -> None:
-    """``store.delete`` in steps Chroma accepts."""
-    for i in range(0, len(ids), batch):
-        store.delete(ids[i : i + batch])
-
-
 def _index_document(
-    doc: ParsedDocument, chunks: list[Chunk], store, records, documents, counting, batch: int = INDEX_BATCH
+    doc: ParsedDocument, chunks: list[Chunk], stores: tuple, records, documents, counting, batch: int = INDEX_BATCH
 ) -> FileOutcome:
-    """One file's chunks through LangChain's ``index()``, in bounded batches (see the module's note)."""
+    """One file's chunks through LangChain's ``index()``, in bounded batches (see the module's note).
+
+    ``stores`` is LangChain's Chroma store and the Chroma collection under it.
+    """
     from langchain_core.indexing import index
 
+    store, collection = stores
     progress = counting.progress
     progress.advance(0, doc.file_name)
     embedded_before = counting.embedded
@@ -304,79 +306,30 @@ def _index_document(
         source_id_key="source",
         batch_size=batch,
         cleanup_batch_size=batch,
-        key_encoder="sha256",
+        key_encoder=chunk_key,
     )
+    moved = refresh_metadata(collection, chunks, batch) if result["num_skipped"] else 0
     progress.advance(len(chunks) - (counting.embedded - embedded_before))  # the ones found in the cache
-    changed = result["num_added"] or result["num_deleted"]
+    changed = result["num_added"] or result["num_deleted"] or moved
     return FileOutcome(
         doc.source,
         "indexed" if changed else "unchanged",
         added=result["num_added"],
         deleted=result["num_deleted"],
         unchanged=result["num_skipped"],
+        moved=moved,
     )
-
-
-def live_texts(settings: Settings, client) -> list[str]:
-    """The chunk texts of every collection in this home embedded by this model (they share a cache)."""
-    texts: list[str] = []
-    for collection in client.list_collections():
-        if collection.name.endswith(f"-{settings.model_slug}"):
-            texts += read_all(client.get_collection(collection.name), ["documents"])["documents"]
-    return texts
-
-
-def _all_metadata(store) -> tuple[list[str], list[dict]]:
-    data = read_all(store, ["metadatas"])
-    return data["ids"], data["metadatas"]
 
 
 def prune_missing(store, records) -> int:
     """Delete the chunks of every source file that no longer exists; return how many."""
-    _, metadatas = _all_metadata(store)
+    _, metadatas = all_metadata(store)
     gone = {m["source"] for m in metadatas if m["source"] != BUNDLED_SOURCE and not Path(m["source"]).exists()}
     return forget_sources(store, records, gone)
 
 
 def _legacy_bundled(store) -> set[str]:
     """Sources that are the bundled collection stored under an install path (older indexes)."""
-    _, metadatas = _all_metadata(store)
+    _, metadatas = all_metadata(store)
     tail = ("ingest", "data", BUNDLED_COLLECTION.name)
     return {m["source"] for m in metadatas if m["source"] != BUNDLED_SOURCE and Path(m["source"]).parts[-3:] == tail}
-
-
-def forget_sources(store, records, sources: set[str]) -> int:
-    """Delete every chunk and record of ``sources``; return how many chunks."""
-    if not sources:
-        return 0
-    doomed = read_all(store, [], where={"source": {"$in": sorted(sources)}})["ids"]
-    if doomed:
-        delete_in_batches(store, doomed)
-    records.delete_keys(records.list_keys(group_ids=sorted(sources)))
-    return len(doomed)
-
-
-def reconcile(store, records) -> None:
-    """Make Chroma and the record manager agree after an interrupted run."""
-    in_store = set(read_all(store, [])["ids"])
-    recorded = set(records.list_keys())
-    orphans = sorted(in_store - recorded)
-    if orphans:
-        delete_in_batches(store, orphans)
-    missing = sorted(recorded - in_store)
-    if missing:
-        records.delete_keys(missing)
-
-
-def collect_garbage(store, documents: DocumentStore) -> None:
-    """Remove stored document versions no chunk refers to any more."""
-    _, metadatas = _all_metadata(store)
-    live = {m["doc_hash"] for m in metadatas}
-    for doc_hash in documents.hashes() - live:
-        documents.remove(doc_hash)
-
-
-def mark_changed(settings: Settings) -> None:
-    """Touch the index stamp that readers use to notice an ingest."""
-    stamp = settings.home / f"{settings.collection_name}.stamp"
-    stamp.write_text(str(time.time_ns()))

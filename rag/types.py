@@ -70,6 +70,7 @@ class Chunk:
     # (number, start) of each paragraph the chunk holds, so a quote's paragraph is known
     # from the chunk alone; empty for chunks stored before paragraphs were recorded.
     paragraphs: tuple[tuple[int, int], ...] = ()
+    repeat: int = 0  # how many chunks of the same source, title and text come before this one
 
     @property
     def header(self) -> str:
@@ -84,8 +85,10 @@ class Chunk:
 
     @property
     def id(self) -> str:
-        """Stable id from the document's content hash, the span and the text."""
-        key = f"{self.doc_hash}:{self.start}:{self.end}:{self.text}"
+        """Identity from what the chunk says and where: its source, title and text (and its
+        ``repeat`` count), never its offsets or the document's version, so that an edit
+        elsewhere in the file leaves it the same record (its offsets are updated in place)."""
+        key = f"{self.source}\n{self.repeat}\n{self.indexed_text}"
         return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
     def paragraph_at(self, offset: int) -> int:
@@ -114,6 +117,7 @@ class Chunk:
             "chunk_id": self.id,
             "header_len": len(self.header),
             "paragraphs": ",".join(f"{n}:{start}" for n, start in self.paragraphs),
+            "repeat": self.repeat,
         }
 
     @classmethod
@@ -137,6 +141,7 @@ class Chunk:
                 (int(n), int(start))
                 for n, start in (pair.split(":") for pair in str(meta.get("paragraphs") or "").split(",") if pair)
             ),
+            repeat=int(meta.get("repeat", 0)),
         )
 
 

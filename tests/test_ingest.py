@@ -67,6 +67,57 @@ def test_editing_one_file_changes_only_its_chunks(settings, fake_embedder, tmp_p
         assert docs.load(meta["doc_hash"]).text[chunk.start : chunk.end] == chunk.text
 
 
+def _stored_chunks_quote_their_document(settings) -> list[Chunk]:
+    """Every stored chunk, checked against the stored document version its metadata names:
+    its text at its offsets, and metadata equal to what chunking that version afresh gives."""
+    from ingest.chunk import chunk_document
+
+    docs = DocumentStore(settings)
+    collection = chroma_client(settings).get_collection(settings.collection_name)
+    data = collection.get(include=["documents", "metadatas"])
+    chunks = [Chunk.from_metadata(d, m) for d, m in zip(data["documents"], data["metadatas"])]
+    fresh = {}
+    for doc_hash in {c.doc_hash for c in chunks}:
+        fresh |= {c.id: c for c in chunk_document(docs.load(doc_hash), settings.chunk_size, settings.chunk_overlap)}
+    for chunk_id, chunk in zip(data["ids"], chunks):
+        assert docs.load(chunk.doc_hash).text[chunk.start : chunk.end] == chunk.text
+        assert chunk_id == chunk.id and chunk == fresh[chunk_id]
+    assert len(fresh) == len(chunks)
+    return chunks
+
+
+def test_an_edit_in_the_middle_rewrites_only_the_chunks_around_it(settings, fake_embedder, tmp_path):
+    """Chunk identity is source + title + text: one sentence added re-embeds and re-adds at most 3
+    chunks; the others keep their records, with offsets and paragraph numbers moved in place."""
+    unit = CORPUS.read_text(encoding="utf-8")
+    text = "\n".join(unit.replace("xx", f"第{i}号") for i in range(6))
+    path = write_interview(tmp_path, "archive.txt", text)
+    first = ingest([path], settings, embedder=fake_embedder)
+    before = {c.id: c for c in _stored_chunks_quote_their_document(settings)}
+    at = text.index("。", len(text) // 2) + 1
+    path.write_text(text[:at] + "\n这是新加的一段话。" + text[at:], encoding="utf-8")  # one sentence, its own paragraph
+    fake_embedder.calls.clear()
+    report = ingest([path], settings, embedder=fake_embedder)
+    assert 1 <= report.added <= 3 and 1 <= report.deleted <= 3
+    assert report.unchanged == first.added - report.deleted and report.files[0].moved > 0
+    assert sum(fake_embedder.calls) <= 3 + 8  # the new chunks and their new sentences only
+    chunks = _stored_chunks_quote_their_document(settings)
+    kept = [c for c in chunks if c.id in before]
+    assert len(kept) == first.added - report.deleted
+    assert len({c.doc_hash for c in chunks}) == 1 and len(DocumentStore(settings).hashes()) == 1
+    assert all(c.start > before[c.id].start for c in kept if c.start > at)  # moved by the edit
+    assert any(c.para_start == before[c.id].para_start + 1 for c in kept if c.start > at)  # renumbered
+
+
+def test_a_passage_repeated_word_for_word_is_stored_once_per_occurrence(settings, fake_embedder, tmp_path):
+    body = "标题甲\n局长：我们取消了纸质材料。\n" * 3
+    report = ingest([write_interview(tmp_path, "r.txt", body)], settings, embedder=fake_embedder)
+    chunks = _stored_chunks_quote_their_document(settings)
+    assert report.added == len(chunks) == 3 and sorted(c.repeat for c in chunks) == [0, 1, 2]
+    again = ingest([tmp_path / "r.txt"], settings, embedder=fake_embedder)
+    assert (again.added, again.deleted, again.unchanged) == (0, 0, 3)
+
+
 def test_prune_removes_chunks_of_deleted_files(settings, fake_embedder, tmp_path):
     write_interview(tmp_path, "a.txt", "标题甲\n我们推进审批改革。")
     gone = write_interview(tmp_path, "b.txt", "标题乙\n我们推进教育改革。")
@@ -113,7 +164,7 @@ def test_a_second_writer_is_refused(settings, fake_embedder, tmp_path):
 
 
 def test_orphans_from_an_interrupted_run_are_reconciled(settings, fake_embedder, tmp_path):
-    from ingest.pipeline import reconcile
+    from ingest.records import reconcile
     from rag.store import vector_store
 
     shutil.copy(CORPUS, tmp_path / "c.txt")
@@ -165,7 +216,7 @@ def test_a_file_of_more_chunks_than_one_chroma_write_takes_is_stored_once(settin
     """Over 6,000 chunks (Chroma takes 5,461 a write here): bounded batches, every chunk exactly once."""
     from dataclasses import replace
 
-    from ingest.pipeline import max_batch
+    from ingest.records import max_batch
     from rag.store import chroma_client
 
     small = replace(settings, chunk_size=50, chunk_overlap=0)

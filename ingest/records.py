@@ -1,0 +1,103 @@
+"""Keeping Chroma, LangChain's record manager and the stored documents in agreement, in bounded steps."""
+
+from __future__ import annotations
+
+import time
+
+from rag.config import Settings
+from rag.store import DocumentStore, read_all
+from rag.types import Chunk
+
+INDEX_BATCH = 1000  # chunks per index() batch: progress and the vector cache move at this step
+
+
+def max_batch(client) -> int:
+    """The most records one write may carry: ``INDEX_BATCH``, or less when Chroma accepts fewer."""
+    try:
+        return max(1, min(INDEX_BATCH, client.get_max_batch_size()))
+    except Exception:  # a client without the call (an older server): the default
+        return INDEX_BATCH
+
+
+def delete_in_batches(store, ids: list[str], batch: int = INDEX_BATCH) -> None:
+    """``store.delete`` in steps Chroma accepts."""
+    for i in range(0, len(ids), batch):
+        store.delete(ids[i : i + batch])
+
+
+def chunk_key(document) -> str:
+    """The record key ``index()`` gives a chunk: its own id (see ``Chunk.id``)."""
+    return document.metadata["chunk_id"]
+
+
+def refresh_metadata(collection, chunks: list[Chunk], batch: int = INDEX_BATCH) -> int:
+    """Rewrite the stored metadata of ``chunks`` where it differs (offsets moved by an edit
+    elsewhere in the file); return how many records changed.  Vectors are left alone.
+
+    ``collection`` is the Chroma collection itself: LangChain's store has no metadata-only
+    update (its ``update_documents`` embeds again).
+    """
+    changed = 0
+    for i in range(0, len(chunks), batch):
+        wanted = {c.id: c.metadata() for c in chunks[i : i + batch]}
+        stored = collection.get(ids=list(wanted), include=["metadatas"])
+        stale = [
+            (chunk_id, wanted[chunk_id])
+            for chunk_id, meta in zip(stored["ids"], stored["metadatas"], strict=True)
+            if meta != wanted[chunk_id]
+        ]
+        if stale:
+            collection.update(ids=[k for k, _ in stale], metadatas=[m for _, m in stale])
+            changed += len(stale)
+    return changed
+
+
+def live_texts(settings: Settings, client) -> list[str]:
+    """The chunk texts of every collection in this home embedded by this model (they share a cache)."""
+    texts: list[str] = []
+    for collection in client.list_collections():
+        if collection.name.endswith(f"-{settings.model_slug}"):
+            texts += read_all(client.get_collection(collection.name), ["documents"])["documents"]
+    return texts
+
+
+def all_metadata(store) -> tuple[list[str], list[dict]]:
+    data = read_all(store, ["metadatas"])
+    return data["ids"], data["metadatas"]
+
+
+def forget_sources(store, records, sources: set[str]) -> int:
+    """Delete every chunk and record of ``sources``; return how many chunks."""
+    if not sources:
+        return 0
+    doomed = read_all(store, [], where={"source": {"$in": sorted(sources)}})["ids"]
+    if doomed:
+        delete_in_batches(store, doomed)
+    records.delete_keys(records.list_keys(group_ids=sorted(sources)))
+    return len(doomed)
+
+
+def reconcile(store, records) -> None:
+    """Make Chroma and the record manager agree after an interrupted run."""
+    in_store = set(read_all(store, [])["ids"])
+    recorded = set(records.list_keys())
+    orphans = sorted(in_store - recorded)
+    if orphans:
+        delete_in_batches(store, orphans)
+    missing = sorted(recorded - in_store)
+    if missing:
+        records.delete_keys(missing)
+
+
+def collect_garbage(store, documents: DocumentStore) -> None:
+    """Remove stored document versions no chunk refers to any more."""
+    _, metadatas = all_metadata(store)
+    live = {m["doc_hash"] for m in metadatas}
+    for doc_hash in documents.hashes() - live:
+        documents.remove(doc_hash)
+
+
+def mark_changed(settings: Settings) -> None:
+    """Touch the index stamp that readers use to notice an ingest."""
+    stamp = settings.home / f"{settings.collection_name}.stamp"
+    stamp.write_text(str(time.time_ns()))
