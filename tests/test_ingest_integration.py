@@ -233,3 +233,51 @@ def test_the_vector_cache_keeps_only_what_some_collection_holds(tmp_path, settin
     assert len(live) < 38 + 1 and len(cached_files()) == len(live)
     keyed = cached_embedder(other, e5).document_embedding_store
     assert {keyed.key_encoder(t) for t in live} == cached_files()  # the other collection's vector kept
+
+
+def test_an_edit_to_a_1_mb_file_costs_what_it_changes(settings, e5, tmp_path):
+    """Real passages (CMRC 2018) in one 1 MB file, the real model: one sentence added in the middle
+    embeds again only the chunks around it, and answers quote the new text at its offsets."""
+    import json
+
+    from rag.assistant import Assistant
+
+    data = json.loads((Path(__file__).parent / "data" / "cmrc2018" / "cmrc2018_dev.json").read_text(encoding="utf-8"))
+    passages, size = [], 0
+    for article in data["data"]:
+        for paragraph in article["paragraphs"]:
+            if size < 2**20:
+                passages.append(f"{article['title']}\n{paragraph['context']}")
+                size += len(passages[-1].encode("utf-8")) + 2
+    text = "\n\n".join(passages)
+    path = tmp_path / "archive.txt"
+    path.write_text(text, encoding="utf-8")
+    assert path.stat().st_size >= 2**20
+    first = ingest([path], settings, embedder=e5)
+    assert not first.failed and first.added > 1000
+
+    at = text.index("。", len(text) // 2) + 1
+    path.write_text(text[:at] + "锦州港的新码头于去年十月建成投用。" + text[at:], encoding="utf-8")
+    calls = []
+    real = e5.embed_documents
+    e5.embed_documents = lambda texts: calls.append(len(texts)) or real(texts)
+    try:
+        again = ingest([path], settings, embedder=e5)
+    finally:
+        del e5.embed_documents
+    assert again.added <= 3 and again.deleted <= 3 and again.unchanged == first.added - again.deleted
+    assert sum(calls) <= 3 + 8  # the new chunks and their new sentences, nothing else
+    rows = snapshot(settings)
+    docs = DocumentStore(settings)
+    assert len({r[4] for r in rows}) == 1  # one document version, every chunk moved onto it
+    new_text = docs.load(next(iter(rows))[4]).text
+    assert all(new_text[start:end] == chunk for chunk, _, start, end, _ in rows)
+
+    assistant = Assistant(settings, embedder=e5)
+    answer = assistant.ask("锦州港的新码头什么时候建成投用？")
+    assert answer.found and "去年十月" in answer.text
+    for c in answer.citations:
+        assert new_text[c.start : c.end] == c.quote
+    after = passages[-1].split("\n", 1)[1][:40]  # a passage after the edit: its quote sits at its new offsets
+    for c in assistant.ask(after).citations:
+        assert new_text[c.start : c.end] == c.quote
