@@ -35,6 +35,7 @@ from ingest.records import (
     all_metadata,
     chunk_key,
     collect_garbage,
+    ensure_lexical,
     forget_sources,
     live_texts,
     mark_changed,
@@ -260,7 +261,9 @@ def ingest(
         collect_garbage(store, documents)
         if report.changed:  # an unchanged run leaves no vector behind: skip reading every chunk
             prune_cache(cached, live_texts(settings, client))
-            mark_changed(settings)
+            mark_changed(settings, collection)
+        else:
+            ensure_lexical(settings, collection)
     report.seconds = time.perf_counter() - began
     return report
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
+from rag import lexical
 from rag.config import Settings
-from rag.store import DocumentStore, read_all
+from rag.store import DocumentStore, _write_atomically, read_all
 from rag.types import Chunk
 
 INDEX_BATCH = 1000  # chunks per index() batch: progress and the vector cache move at this step
@@ -97,7 +99,27 @@ def collect_garbage(store, documents: DocumentStore) -> None:
         documents.remove(doc_hash)
 
 
-def mark_changed(settings: Settings) -> None:
-    """Touch the index stamp that readers use to notice an ingest."""
-    stamp = settings.home / f"{settings.collection_name}.stamp"
-    stamp.write_text(str(time.time_ns()))
+def stamp_path(settings: Settings) -> Path:
+    return settings.home / f"{settings.collection_name}.stamp"
+
+
+def mark_changed(settings: Settings, collection) -> None:
+    """Save the BM25 side for a new index stamp, then write the stamp readers use to notice
+    an ingest: a reader that sees the new stamp finds its saved index (``rag.lexical``)."""
+    marker = str(time.time_ns())
+    lexical.write(settings.home, collection, marker)
+    _write_atomically(stamp_path(settings), marker.encode())
+    lexical.forget_others(settings.home, collection.name, marker)
+
+
+def ensure_lexical(settings: Settings, collection) -> None:
+    """Save the BM25 side for the current stamp when none is saved (an index made before
+    indexes were saved, or a save cut short)."""
+    try:
+        marker = stamp_path(settings).read_text()
+    except OSError:
+        marker = ""
+    if not marker:
+        mark_changed(settings, collection)
+    elif not lexical.saved(settings.home, collection.name, marker):
+        lexical.write(settings.home, collection, marker)

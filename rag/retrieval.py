@@ -1,23 +1,24 @@
 """Hybrid retrieval: dense search in Chroma plus BM25 over jieba tokens, fused by reciprocal rank.
 
-The BM25 index is derived from the Chroma collection itself and rebuilt whenever an
-ingest has changed it (the index stamp or the chunk count moved), so the two sides
+The BM25 index (``rag.lexical``) is the one ingestion saved for the current index stamp,
+or one built from the Chroma collection itself; either way it is replaced whenever an
+ingest has changed the collection (the stamp or the chunk count moved), so the two sides
 can never disagree about which chunks exist.
 """
 
 from __future__ import annotations
 
-import math
 import threading
-from dataclasses import dataclass
 
 import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
+from rag import lexical
 from rag.config import Settings
-from rag.store import chroma_client, read_all, vector_store
+from rag.lexical import LexicalIndex
+from rag.store import chroma_client, vector_store
 from rag.terms import Weights, term_coverage, term_weights
 from rag.text import tokenize
 from rag.types import Chunk, Hit, Scope
@@ -34,25 +35,6 @@ LEXICAL_WEIGHT = 1.0
 COVERAGE_WEIGHT = 0.02
 
 
-@dataclass
-class _LexicalIndex:
-    ids: list[str]
-    chunks: list[Chunk]
-    tokens: list[list[str]]
-    bm25: object | None
-    idf: dict[str, float]
-    key: tuple
-    # The mean of the chunk vectors: a question's dot product with it is its mean similarity to
-    # the collection, the level its similarities to single sentences are read against.
-    centroid: np.ndarray | None = None
-    known: tuple[set[str], set[str]] | None = None  # the sources and interviewees, made on first use
-
-    def idf_of(self, token: str) -> float:
-        """Inverse document frequency of ``token`` among chunks; unseen tokens weigh most."""
-        n = max(1, len(self.chunks))
-        return self.idf.get(token, math.log(1 + (n + 0.5) / 0.5))
-
-
 class HybridRetriever:
     """Dense + BM25 retrieval over one collection."""
 
@@ -62,7 +44,7 @@ class HybridRetriever:
         self._client = None
         self._store = None
         self._chroma = None
-        self._lexical: _LexicalIndex | None = None
+        self._lexical: LexicalIndex | None = None
         self._lock = threading.Lock()
         self.dense_weight = DENSE_WEIGHT
         self.lexical_weight = LEXICAL_WEIGHT
@@ -94,30 +76,16 @@ class HybridRetriever:
             marker = ""
         return (marker, self.count())
 
-    def lexical(self) -> _LexicalIndex:
-        """The BM25 side, rebuilt when the collection changed since it was built."""
+    def lexical(self) -> LexicalIndex:
+        """The BM25 side for the collection as it is now: the one ingestion saved for the
+        current stamp, or, when there is none, one built from Chroma (``rag.lexical``)."""
         key = self._stamp()
         with self._lock:
-            if self._lexical is not None and self._lexical.key == key:
-                return self._lexical
-            data = read_all(self.store, ["documents", "metadatas", "embeddings"])
-            chunks = [Chunk.from_metadata(t, m) for t, m in zip(data["documents"], data["metadatas"])]
-            tokens = [tokenize(c.indexed_text) for c in chunks]
-            bm25 = None
-            if chunks:
-                import bm25s
-
-                bm25 = bm25s.BM25()
-                bm25.index(tokens, show_progress=False)
-            n = max(1, len(chunks))
-            df: dict[str, int] = {}
-            for toks in tokens:
-                for t in set(toks):
-                    df[t] = df.get(t, 0) + 1
-            idf = {t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
-            vectors = data["embeddings"]
-            centroid = np.asarray(vectors, dtype=np.float32).mean(axis=0) if chunks and len(vectors) else None
-            self._lexical = _LexicalIndex(data["ids"], chunks, tokens, bm25, idf, key, centroid)
+            if self._lexical is None or self._lexical.key != key:
+                marker, count = key
+                self._lexical = lexical.load(
+                    self.settings.home, self.settings.collection_name, marker, count, key
+                ) or lexical.from_collection(self._collection(), key)
             return self._lexical
 
     def background(self, text: str) -> float:
@@ -146,13 +114,22 @@ class HybridRetriever:
             return []
         mask = None
         if scope:
-            mask = np.fromiter((scope.admits(c) for c in lex.chunks), dtype=np.float32, count=len(lex.chunks))
+            mask = lex.mask(scope)
             k = min(k, int(mask.sum()))
             if k == 0:
                 return []
-        k = min(k, len(lex.chunks))
+        k = min(k, len(lex.ids))
         docs, scores = lex.bm25.retrieve([q], k=k, show_progress=False, weight_mask=mask)
-        return [(lex.chunks[int(i)], float(s)) for i, s in zip(docs[0], scores[0]) if s > 0]
+        found = [(lex.ids[int(i)], float(s)) for i, s in zip(docs[0], scores[0]) if s > 0]
+        return [(chunk, score) for (_, score), chunk in zip(found, self.chunks([i for i, _ in found]), strict=True)]
+
+    def chunks(self, ids: list[str]) -> list[Chunk]:
+        """The chunks of ``ids``, in that order, read from Chroma (BM25 keeps only their ids)."""
+        if not ids:
+            return []
+        data = self._collection().get(ids=ids, include=["documents", "metadatas"])
+        by_id = {i: Chunk.from_metadata(d, m) for i, d, m in zip(data["ids"], data["documents"], data["metadatas"])}
+        return [by_id[i] for i in ids]
 
     def near(self, text: str, scope: Scope = Scope()) -> dict[tuple[str, int], float]:
         """An extra RRF-like weight for the articles of the three chunks BM25 finds for ``text``."""
@@ -165,7 +142,7 @@ class HybridRetriever:
         """The sources and the interviewees the collection holds (what a scope may name)."""
         lex = self.lexical()
         if lex.known is None:  # once per index version, not once per question or citation
-            lex.known = ({c.source for c in lex.chunks}, {c.interviewee for c in lex.chunks if c.interviewee})
+            lex.known = (set(lex.sources), {p for p in lex.interviewees if p})
         return lex.known
 
     def retrieve(

@@ -131,22 +131,30 @@ def _sync_folder(folder: Path) -> None:
 READ_PAGE = 2000  # rows per read of the collection: memory per read stays bounded as the archive grows
 
 
-def read_all(collection, include: list[str], where: dict | None = None, page: int = READ_PAGE) -> dict:
-    """Everything ``collection.get`` returns for ``where``, read ``page`` rows at a time.
+def iter_pages(collection, include: list[str], where: dict | None = None, page: int = READ_PAGE):
+    """``collection.get`` for ``where``, ``page`` rows at a time: one dict (``ids`` and each
+    field of ``include``) per page, so a caller that sums or filters never holds them all.
 
-    ``collection`` is a Chroma collection or LangChain's Chroma store (both take limit and
-    offset).  Rows are merged into one dict of lists: ``ids`` and each field of ``include``.
+    ``collection`` is a Chroma collection or LangChain's Chroma store (both take limit and offset).
     """
-    merged: dict[str, list] = {"ids": [], **{field: [] for field in include}}
     offset = 0
     while True:
         data = collection.get(where=where, include=include, limit=page, offset=offset)
+        yield data
+        if len(data["ids"]) < page:
+            return
+        offset += page
+
+
+def read_all(collection, include: list[str], where: dict | None = None, page: int = READ_PAGE) -> dict:
+    """Everything ``collection.get`` returns for ``where``, read ``page`` rows at a time and
+    merged into one dict of lists: ``ids`` and each field of ``include``."""
+    merged: dict[str, list] = {"ids": [], **{field: [] for field in include}}
+    for data in iter_pages(collection, include, where, page):
         for key in merged:
             rows = data.get(key)
             merged[key].extend(list(rows) if rows is not None else [])
-        if len(data["ids"]) < page:
-            return merged
-        offset += page
+    return merged
 
 
 def cached_embedder(settings: Settings, embedder: Embeddings, sentences: bool = False):

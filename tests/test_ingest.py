@@ -236,7 +236,7 @@ def test_a_file_of_more_chunks_than_one_chroma_write_takes_is_stored_once(settin
 
     paged = read_all(vector_store(small, fake_embedder), ["metadatas"], page=700)  # reads are paginated
     assert sorted(paged["ids"]) == sorted(state) and len(paged["metadatas"]) == len(state)
-    assert len(HybridRetriever(small, fake_embedder).lexical().chunks) == len(state)
+    assert len(HybridRetriever(small, fake_embedder).lexical().ids) == len(state)
 
 
 def test_stored_documents_reach_the_disk_before_they_are_renamed_into_place(

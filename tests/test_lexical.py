@@ -1,0 +1,95 @@
+"""The BM25 side saved at ingestion: loaded by a new process, kept up to date run by run."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+import rag.lexical
+from ingest.pipeline import ingest
+from rag.retrieval import HybridRetriever
+from rag.types import Scope
+from tests.conftest import CORPUS
+
+QUERIES = ["审批时效提升了多少", "乡村教育", "小规模学校撤并", "营商环境", "qwertyuiop"]
+
+
+def _results(retriever: HybridRetriever, scope: Scope = Scope()) -> list:
+    return [[(c.id, round(s, 4)) for c, s in retriever.bm25(q, 5, scope)] for q in QUERIES]
+
+
+@pytest.fixture
+def tokenised(monkeypatch) -> list[int]:
+    """How many chunk texts ``rag.lexical`` tokenises, call by call."""
+    calls: list[int] = []
+    real = rag.lexical.tokenize
+    monkeypatch.setattr(rag.lexical, "tokenize", lambda text: calls.append(1) or real(text))
+    return calls
+
+
+def test_a_new_process_loads_the_saved_index_and_finds_what_a_fresh_build_finds(
+    settings, fake_embedder, tmp_path, monkeypatch, tokenised
+):
+    shutil.copy(CORPUS, tmp_path / "c.txt")
+    ingest([tmp_path], settings, embedder=fake_embedder)
+    assert len(tokenised) == 38  # each chunk tokenised once, at ingestion
+    built = HybridRetriever(settings, fake_embedder)
+    built._lexical = rag.lexical.from_collection(built._collection(), built._stamp())
+    expected = _results(built)
+    assert sum(map(bool, expected)) == len(QUERIES) - 1
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("built from Chroma although an index was saved")
+
+    monkeypatch.setattr(rag.lexical, "from_collection", no_build)
+    tokenised.clear()
+    loaded = HybridRetriever(settings, fake_embedder)
+    assert _results(loaded) == expected
+    assert len(loaded.known()[1]) == 5
+    for interviewee in sorted(loaded.known()[1]):
+        assert _results(loaded, Scope(interviewees=(interviewee,))) == _results(
+            built, Scope(interviewees=(interviewee,))
+        )
+    assert loaded.known() == built.known()
+    assert loaded.lexical().centroid == pytest.approx(built.lexical().centroid, abs=1e-6)
+    assert not tokenised  # loading tokenises no chunk
+
+
+def test_each_run_tokenises_only_what_it_added_and_removed_chunks_leave_the_index(
+    settings, fake_embedder, tmp_path, tokenised
+):
+    from ingest.collection import remove_documents
+
+    shutil.copy(CORPUS, tmp_path / "c.txt")
+    ingest([tmp_path], settings, embedder=fake_embedder)
+    (tmp_path / "d.txt").write_text("新文章\n记者：码头建成了吗？\n局长：锦州港新码头已于十月建成。", encoding="utf-8")
+    tokenised.clear()
+    report = ingest([tmp_path], settings, embedder=fake_embedder)
+    assert len(tokenised) == report.added == 1
+    retriever = HybridRetriever(settings, fake_embedder)
+    assert [c.text for c, _ in retriever.bm25("锦州港新码头", 1)] == [
+        "记者：码头建成了吗？\n局长：锦州港新码头已于十月建成。"
+    ]
+    folders = list((settings.home / "lexical" / settings.collection_name).iterdir())
+    assert sorted(f.name for f in folders if f.is_dir()) == [
+        (settings.home / f"{settings.collection_name}.stamp").read_text()
+    ]
+
+    remove_documents(settings, [str(tmp_path / "d.txt")], embedder=fake_embedder)
+    assert len(retriever.lexical().ids) == 38
+    assert not any("新码头" in c.text for c, _ in retriever.bm25("锦州港新码头", 5))
+
+
+def test_an_index_saved_by_no_run_is_built_from_chroma_and_saved_by_the_next(
+    settings, fake_embedder, tmp_path, monkeypatch
+):
+    shutil.copy(CORPUS, tmp_path / "c.txt")
+    ingest([tmp_path], settings, embedder=fake_embedder)
+    shutil.rmtree(settings.home / "lexical")  # as an index made before indexes were saved
+    retriever = HybridRetriever(settings, fake_embedder)
+    assert retriever.bm25("小规模学校撤并", 3)  # built from Chroma
+    again = ingest([tmp_path], settings, embedder=fake_embedder)
+    assert not again.changed
+    monkeypatch.setattr(rag.lexical, "from_collection", None)  # would fail if called
+    assert HybridRetriever(settings, fake_embedder).bm25("小规模学校撤并", 3)
