@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -113,3 +116,21 @@ def wait_for_server(
         wait_until_up(proc, url=url, port=port, timeout=timeout, log=log)
     except ServerFailed as e:
         pytest.fail(str(e))
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    """A `chroma run` server on a free loopback port, its data under the test's folder; yields the port."""
+    exe = Path(sys.executable).with_name("chroma")
+    if not exe.exists():
+        exe = Path(shutil.which("chroma") or "chroma")
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(exe), "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for_server(proc, port=port, timeout=60)
+    yield port
+    proc.terminate()
+    proc.wait(timeout=20)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from rag.config import Settings
 from rag.embeddings import load_embedder
 from rag.store import DocumentStore, chroma_client, record_manager
 from rag.types import Chunk
-from tests.conftest import free_port, split_corpus, wait_for_server
+from tests.conftest import split_corpus
 
 pytestmark = pytest.mark.slow
 
@@ -151,23 +150,6 @@ def test_an_english_sentence_transformers_folder_works(tmp_path, monkeypatch):
     assert report.added == 2 and settings.collection_name.endswith("model")
     store = vector_store(settings, load_embedder(settings))
     assert "high schools" in store.similarity_search("When do the new schools open?", k=1)[0].page_content
-
-
-@pytest.fixture
-def chroma_server(tmp_path):
-    exe = Path(sys.executable).with_name("chroma")
-    if not exe.exists():
-        exe = Path(shutil.which("chroma") or "chroma")
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(exe), "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for_server(proc, port=port, timeout=60)
-    yield port
-    proc.terminate()
-    proc.wait(timeout=20)
 
 
 def test_chroma_server_mode(chroma_server, monkeypatch, e5):

@@ -1,0 +1,77 @@
+"""Several processes, one store: two `rag serve` processes answer from one `chroma run` server
+while a third process ingests into it, and agree once it is done."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from bench.server import start_api
+from ingest.pipeline import ingest
+from rag.assistant import Assistant
+from rag.config import Settings
+from tests.conftest import split_corpus
+
+pytestmark = pytest.mark.slow
+
+DURING = "乡村教育要实现怎样的转变？"  # answered from what is indexed before the third process starts
+AFTER = "市住建局取消了哪些纸质申报材料？"  # answered only from what the third process adds
+
+
+def _answer(url: str, question: str) -> dict:
+    reply = httpx.post(url + "v1/answers", json={"question": question}, timeout=60)
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def _quotes(answer: dict) -> list[tuple]:
+    return [(c["source"], c["start"], c["end"], c["quote"]) for c in answer["citations"]]
+
+
+def test_two_answering_processes_and_an_ingest_share_one_chroma_server(chroma_server, tmp_path, monkeypatch, e5):
+    monkeypatch.setenv("RAG_CHROMA_HOST", "127.0.0.1")
+    monkeypatch.setenv("RAG_CHROMA_PORT", str(chroma_server))
+    settings = Settings.from_env()
+    articles = tmp_path / "articles"
+    articles.mkdir()
+    split_corpus(articles)
+    first, later = sorted(articles.iterdir())[:3], sorted(articles.iterdir())[3:]
+    assert ingest(first, settings, embedder=e5).added > 0
+
+    servers = [start_api(env=dict(os.environ)) for _ in range(2)]
+    try:
+        urls = [url for _, url in servers]
+        before = [_answer(url, AFTER) for url in urls]
+        assert not any(a["found"] and "纸质" in a["text"] for a in before)
+        writer = subprocess.Popen(
+            [sys.executable, "-m", "ui.cli", "ingest", "--quiet", *map(str, later)],
+            env={**os.environ, "RAG_EMBED_BATCH_SIZE": "2"},  # small batches: a longer run to answer beside
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        answered_during = 0
+        while writer.poll() is None:
+            for url in urls:
+                answer = _answer(url, DURING)
+                assert answer["found"] and "就近就便" in "".join(c["quote"] for c in answer["citations"])
+                answered_during += 1
+        _, err = writer.communicate()
+        assert writer.returncode == 0, err
+        assert answered_during >= 2
+
+        after = [_answer(url, AFTER) for url in urls]
+        assert all(a["found"] and "纸质" in a["text"] for a in after)
+        assert _quotes(after[0]) == _quotes(after[1]) and after[0]["text"] == after[1]["text"]
+        during = [_quotes(_answer(url, DURING)) for url in urls]
+        assert during[0] == during[1]
+        here = Assistant(settings, embedder=e5).ask(AFTER)  # and the same as a process started afresh
+        assert [(c.start, c.end, c.quote) for c in here.citations] == [q[1:] for q in _quotes(after[0])]
+    finally:
+        for proc, _ in servers:
+            proc.terminate()
+            proc.wait(timeout=30)
