@@ -129,7 +129,7 @@ def remove_documents(settings: Settings, sources: list[str], embedder=None) -> i
         records.delete_keys(records.list_keys(group_ids=list(sources)))
         collect_garbage(store, DocumentStore(settings))
         prune_cache(cached_embedder(settings, embedder), live_texts(settings, client))
-        mark_changed(settings, client.get_collection(settings.collection_name))
+        mark_changed(settings, client.get_collection(settings.collection_name), {s: [] for s in sources})
     for source in sources:
         discard_upload(settings, Path(source))
     return len(data["ids"])

@@ -31,7 +31,6 @@ from ingest.budget import read_document
 from ingest.chunk import chunk_document
 from ingest.parse import SUPPORTED_SUFFIXES
 from ingest.records import (
-    INDEX_BATCH,
     all_metadata,
     chunk_key,
     collect_garbage,
@@ -40,8 +39,10 @@ from ingest.records import (
     live_texts,
     mark_changed,
     max_batch,
+    previous_chunks,
     reconcile,
     refresh_metadata,
+    tidy_after,
 )
 from rag.config import Settings
 from rag.errors import ParseError
@@ -237,33 +238,27 @@ def ingest(
         # Progress counts chunks and the sentences the answer scorer needs vectors of.
         progress.start(sum(len(chunks) + len(sentence_texts(chunks)) for _, chunks in parsed))
         counting = CountingEmbeddings(embedder or load_embedder(settings), progress)
-        cached = cached_embedder(settings, counting)
         client = chroma_client(settings)
-        store = vector_store(settings, cached, client)
-        records = record_manager(settings)
-        documents = DocumentStore(settings)
-        reconcile(store, records)
+        run = _Run.open(settings, counting, client)
+        reconcile(run.store, run.records, run.collection)
+        changes: dict[str, list[Chunk]] = {}
         if any(doc.source == BUNDLED_SOURCE for doc, _ in parsed):
-            report.pruned += forget_sources(store, records, _legacy_bundled(store))
-        batch = max_batch(client)
-        collection = client.get_collection(settings.collection_name)
+            changes |= forget(run.store, run.records, _legacy_bundled(run.store), report)
         for doc, chunks in parsed:
-            outcome = _index_document(doc, chunks, (store, collection), records, documents, counting, batch)
+            outcome = _index_file(doc, chunks, run)
             report.files.append(outcome)
-            sentences = sentence_texts(chunks)
-            before = counting.embedded
-            if outcome.added:
-                embed_sentences(settings, counting, sentences)
-            progress.advance(len(sentences) - (counting.embedded - before))  # found in the cache, or unchanged
+            if outcome.status == "indexed":
+                changes[doc.source] = chunks
         if prune:
-            report.pruned += prune_missing(store, records)
-        reconcile(store, records)
-        collect_garbage(store, documents)
-        if report.changed:  # an unchanged run leaves no vector behind: skip reading every chunk
-            prune_cache(cached, live_texts(settings, client))
-            mark_changed(settings, collection)
+            changes |= forget(run.store, run.records, _missing_sources(run.store), report)
+        reconcile(run.store, run.records, run.collection)
+        if report.pruned:  # whole files removed: the sweep over every chunk (rare: --prune, a moved install)
+            collect_garbage(run.store, run.documents)
+            prune_cache(run.cached, live_texts(settings, client))
+        if report.changed:
+            mark_changed(settings, run.collection, changes)
         else:
-            ensure_lexical(settings, collection)
+            ensure_lexical(settings, run.collection)
     report.seconds = time.perf_counter() - began
     return report
 
@@ -287,32 +282,63 @@ def embed_sentences(settings: Settings, embedder: Embeddings, texts: list[str]) 
         cached_embedder(settings, embedder, sentences=True).embed_documents(texts)
 
 
-def _index_document(
-    doc: ParsedDocument, chunks: list[Chunk], stores: tuple, records, documents, counting, batch: int = INDEX_BATCH
-) -> FileOutcome:
-    """One file's chunks through LangChain's ``index()``, in bounded batches (see the module's note).
+@dataclass
+class _Run:
+    """What one run writes with: the settings, the counting embedder and its vector cache,
+    LangChain's store and the Chroma collection under it, the records, the stored documents."""
 
-    ``stores`` is LangChain's Chroma store and the Chroma collection under it.
-    """
+    settings: Settings
+    counting: CountingEmbeddings
+    cached: Embeddings
+    store: object
+    collection: object
+    records: object
+    documents: DocumentStore
+    batch: int
+
+    @classmethod
+    def open(cls, settings: Settings, counting: CountingEmbeddings, client) -> _Run:
+        cached = cached_embedder(settings, counting)
+        store = vector_store(settings, cached, client)
+        collection = client.get_collection(settings.collection_name)
+        records, documents = record_manager(settings), DocumentStore(settings)
+        return cls(settings, counting, cached, store, collection, records, documents, max_batch(client))
+
+
+def _index_file(doc: ParsedDocument, chunks: list[Chunk], run: _Run) -> FileOutcome:
+    """One file indexed, what it left behind tidied, its sentences' vectors made."""
+    before = previous_chunks(run.collection, doc.source)
+    outcome = _index_document(doc, chunks, run)
+    if outcome.status == "indexed":
+        tidy_after(run.collection, run.documents, run.cached, before, chunks)
+    sentences = sentence_texts(chunks)
+    embedded = run.counting.embedded
+    if outcome.added:
+        embed_sentences(run.settings, run.counting, sentences)
+    run.counting.progress.advance(len(sentences) - (run.counting.embedded - embedded))  # cached, or unchanged
+    return outcome
+
+
+def _index_document(doc: ParsedDocument, chunks: list[Chunk], run: _Run) -> FileOutcome:
+    """One file's chunks through LangChain's ``index()``, in bounded batches (see the module's note)."""
     from langchain_core.indexing import index
 
-    store, collection = stores
-    progress = counting.progress
+    progress = run.counting.progress
     progress.advance(0, doc.file_name)
-    embedded_before = counting.embedded
-    documents.save(doc, time.time())
+    embedded_before = run.counting.embedded
+    run.documents.save(doc, time.time())
     result = index(
         _to_documents(chunks),
-        records,
-        store,
+        run.records,
+        run.store,
         cleanup="scoped_full",
         source_id_key="source",
-        batch_size=batch,
-        cleanup_batch_size=batch,
+        batch_size=run.batch,
+        cleanup_batch_size=run.batch,
         key_encoder=chunk_key,
     )
-    moved = refresh_metadata(collection, chunks, batch) if result["num_skipped"] else 0
-    progress.advance(len(chunks) - (counting.embedded - embedded_before))  # the ones found in the cache
+    moved = refresh_metadata(run.collection, chunks, run.batch) if result["num_skipped"] else 0
+    progress.advance(len(chunks) - (run.counting.embedded - embedded_before))  # the ones found in the cache
     changed = result["num_added"] or result["num_deleted"] or moved
     return FileOutcome(
         doc.source,
@@ -324,11 +350,16 @@ def _index_document(
     )
 
 
-def prune_missing(store, records) -> int:
-    """Delete the chunks of every source file that no longer exists; return how many."""
+def _missing_sources(store) -> set[str]:
+    """The sources whose file no longer exists (the bundled collection always exists)."""
     _, metadatas = all_metadata(store)
-    gone = {m["source"] for m in metadatas if m["source"] != BUNDLED_SOURCE and not Path(m["source"]).exists()}
-    return forget_sources(store, records, gone)
+    return {m["source"] for m in metadatas if m["source"] != BUNDLED_SOURCE and not Path(m["source"]).exists()}
+
+
+def forget(store, records, sources: set[str], report: IngestReport) -> dict[str, list[Chunk]]:
+    """Delete every chunk of ``sources`` (counted in ``report.pruned``); the change for the BM25 side."""
+    report.pruned += forget_sources(store, records, sources)
+    return {source: [] for source in sources}
 
 
 def _legacy_bundled(store) -> set[str]:

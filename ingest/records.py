@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rag import lexical
 from rag.config import Settings
-from rag.store import DocumentStore, _write_atomically, read_all
+from rag.store import DocumentStore, read_all, write_atomically
 from rag.types import Chunk
 
 INDEX_BATCH = 1000  # chunks per index() batch: progress and the vector cache move at this step
@@ -79,16 +79,46 @@ def forget_sources(store, records, sources: set[str]) -> int:
     return len(doomed)
 
 
-def reconcile(store, records) -> None:
-    """Make Chroma and the record manager agree after an interrupted run."""
-    in_store = set(read_all(store, [])["ids"])
+def reconcile(store, records, collection=None) -> None:
+    """Make Chroma and the record manager agree after an interrupted run.
+
+    With ``collection`` (the Chroma collection under ``store``), nothing is read when the two
+    hold as many chunks: with one writer at a time, a run cut short leaves them unequal
+    (``index()`` writes Chroma before its records and deletes in the same order), and the
+    next run heals it; only then are both sides' ids read.
+    """
     recorded = set(records.list_keys())
+    if collection is not None and collection.count() == len(recorded):
+        return
+    in_store = set(read_all(store, [])["ids"])
     orphans = sorted(in_store - recorded)
     if orphans:
         delete_in_batches(store, orphans)
     missing = sorted(recorded - in_store)
     if missing:
         records.delete_keys(missing)
+
+
+def previous_chunks(collection, source: str) -> dict[str, tuple[str, str]]:
+    """The stored chunks of ``source`` before this run: id -> (stored text, document version)."""
+    data = read_all(collection, ["documents", "metadatas"], where={"source": source})
+    return {i: (text, m["doc_hash"]) for i, text, m in zip(data["ids"], data["documents"], data["metadatas"])}
+
+
+def tidy_after(collection, documents: DocumentStore, cached, before: dict, chunks: list[Chunk]) -> None:
+    """After a file was indexed: the cached vectors of its chunks that are gone, and the stored
+    versions of it no chunk refers to any more, deleted (what a whole-collection sweep would
+    find, found from the file's own chunks)."""
+    now = {c.id for c in chunks}
+    texts_now = {c.indexed_text for c in chunks}
+    gone = {before[i][0] for i in before.keys() - now} - texts_now
+    if gone:
+        keyed = cached.document_embedding_store
+        keyed.store.mdelete([keyed.key_encoder(text) for text in gone])
+    current = {c.doc_hash for c in chunks}
+    for doc_hash in {h for _, h in before.values()} - current:
+        if not collection.get(where={"doc_hash": doc_hash}, limit=1, include=[])["ids"]:
+            documents.remove(doc_hash)
 
 
 def collect_garbage(store, documents: DocumentStore) -> None:
@@ -103,12 +133,19 @@ def stamp_path(settings: Settings) -> Path:
     return settings.home / f"{settings.collection_name}.stamp"
 
 
-def mark_changed(settings: Settings, collection) -> None:
+def mark_changed(settings: Settings, collection, changes: dict[str, list[Chunk]] | None = None) -> None:
     """Save the BM25 side for a new index stamp, then write the stamp readers use to notice
-    an ingest: a reader that sees the new stamp finds its saved index (``rag.lexical``)."""
+    an ingest: a reader that sees the new stamp finds its saved index (``rag.lexical``).
+
+    ``changes``: the chunks each changed source holds now (an empty list: removed); None
+    when the whole collection must be read.
+    """
     marker = str(time.time_ns())
-    lexical.write(settings.home, collection, marker)
-    _write_atomically(stamp_path(settings), marker.encode())
+    rows = None
+    if changes is not None:
+        rows = {source: [(c.id, c.indexed_text, c.interviewee) for c in chunks] for source, chunks in changes.items()}
+    lexical.write(settings.home, collection, marker, rows)
+    write_atomically(stamp_path(settings), marker.encode())
     lexical.forget_others(settings.home, collection.name, marker)
 
 

@@ -47,6 +47,9 @@ class Settings:
     llm_api_key: str | None = None
     embed_batch_size: int = 16
     device: str = "auto"  # where the embedding model runs: auto (a GPU when there is one), cpu, cuda, cuda:1, mps
+    embed_backend: str = (
+        "torch"  # what runs it: torch, onnx, or onnx-int8 (ONNX Runtime, faster; see rag/onnx_backend.py)
+    )
     ui_concurrency: int = 4
     ui_queue_size: int = 64
     max_file_mb: int = 20
@@ -76,6 +79,8 @@ class Settings:
             raise ConfigError("RAG_MAX_FILE_MB must be at least 1 (megabytes).")
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
             raise ConfigError(f"RAG_DEVICE must be auto, cpu, cuda, cuda:N or mps, not {self.device!r}.")
+        if self.embed_backend not in ("torch", "onnx", "onnx-int8"):
+            raise ConfigError(f"RAG_EMBED_BACKEND must be torch, onnx or onnx-int8, not {self.embed_backend!r}.")
         if self.max_unpacked_mb < 1 or self.parse_seconds < 1:
             raise ConfigError("RAG_MAX_UNPACKED_MB and RAG_PARSE_SECONDS must be at least 1.")
         if any(len(k) < 8 for k in self.api_keys):
@@ -103,6 +108,7 @@ class Settings:
             llm_api_key=_env("LLM_API_KEY"),
             embed_batch_size=_env_int("EMBED_BATCH_SIZE", 16),
             device=_env("DEVICE", "auto"),
+            embed_backend=_env("EMBED_BACKEND", "torch"),
             ui_concurrency=_env_int("UI_CONCURRENCY", 4),
             ui_queue_size=_env_int("UI_QUEUE_SIZE", 64),
             max_file_mb=_env_int("MAX_FILE_MB", 20),
@@ -116,8 +122,10 @@ class Settings:
 
     @property
     def model_slug(self) -> str:
-        """A short name of the embedding model, safe inside a collection name."""
-        return re.sub(r"[^A-Za-z0-9]+", "-", Path(self.embed_model).name).strip("-").lower()[:20] or "model"
+        """A short name of the embedding model, safe inside a collection name; ``-int8`` when its
+        vectors come from the int8 backend (they differ a little, so they never share a collection)."""
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", Path(self.embed_model).name).strip("-").lower()[:20] or "model"
+        return f"{slug}-int8" if self.embed_backend == "onnx-int8" else slug
 
     @property
     def collection_name(self) -> str:

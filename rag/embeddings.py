@@ -27,10 +27,15 @@ class SentenceTransformerEmbedder(Embeddings):
         batch_size: int = 16,
         resolve: Callable[[], str] | None = None,
         device: str = "cpu",
+        backend: str = "torch",
+        export_folder: Path | None = None,
     ) -> None:
         self.name = name_or_path
         self.batch_size = batch_size
         self.device = device
+        self.backend = backend
+        self.export_folder = export_folder  # where the ONNX backends keep the exported file
+        self._onnx = None
         self._resolve = resolve
         self._model = None
         self._lock = threading.Lock()
@@ -50,18 +55,30 @@ class SentenceTransformerEmbedder(Embeddings):
             hf_logging.disable_progress_bar()
 
             target = self._resolve() if self._resolve else self.name
+            device = "cpu" if self.backend != "torch" else resolve_device(self.device)
             try:
-                self._model = SentenceTransformer(str(target), device=resolve_device(self.device))
+                model = SentenceTransformer(str(target), device=device)
             except Exception as e:  # the library raises OSError, ValueError, HF errors...
                 raise ModelError(
                     f"cannot load embedding model {self.name!r} ({e.__class__.__name__}); "
                     "set RAG_EMBED_MODEL to a local sentence-transformers folder"
                 ) from e
+            if self.backend != "torch":
+                from rag.onnx_backend import OnnxEncoder
+
+                folder = self.export_folder or Path(str(target)) / "onnx"
+                self._onnx = OnnxEncoder(model, folder, int8=self.backend == "onnx-int8")
+            self._model = model
 
     @property
     def model(self):
         self.warm_up()
         return self._model
+
+    def _encode(self, texts: list[str], prompt: str | None, batch_size: int) -> np.ndarray:
+        if self._onnx is not None:
+            return self._onnx.encode(texts, prompt, batch_size)
+        return self.model.encode(texts, prompt_name=prompt, normalize_embeddings=True, batch_size=batch_size)
 
     def _prompt(self, kind: str) -> str | None:
         prompts = getattr(self.model, "prompts", {}) or {}
@@ -79,11 +96,7 @@ class SentenceTransformerEmbedder(Embeddings):
         group = 4 * self.batch_size
         for i in range(0, len(texts), group):
             batch = texts[i : i + group]
-            vectors.extend(
-                self.model.encode(batch, prompt_name=prompt, normalize_embeddings=True, batch_size=self.batch_size)
-                .astype("float32")
-                .tolist()
-            )
+            vectors.extend(self._encode(batch, prompt, self.batch_size).astype("float32").tolist())
         return vectors
 
     def embed_query(self, text: str) -> list[float]:
@@ -91,9 +104,7 @@ class SentenceTransformerEmbedder(Embeddings):
         cached = self._queries.get(text)
         if cached is None:
             prompt = self._prompt("query")
-            cached = (
-                self.model.encode([text], prompt_name=prompt, normalize_embeddings=True)[0].astype("float32").tolist()
-            )
+            cached = self._encode([text], prompt, 1)[0].astype("float32").tolist()
             with self._lock:
                 self._queries[text] = cached
                 while len(self._queries) > 512:
@@ -150,11 +161,19 @@ def load_embedder(settings: Settings) -> SentenceTransformerEmbedder:
         def resolve() -> str:
             return str(ensure_e5_folder(settings.model_cache))
 
-        return SentenceTransformerEmbedder(DEFAULT_EMBED_MODEL, settings.embed_batch_size, resolve, settings.device)
+        return SentenceTransformerEmbedder(
+            DEFAULT_EMBED_MODEL, settings.embed_batch_size, resolve, settings.device, **_backend(settings)
+        )
     if name.startswith(("/", "./", "~")) and not Path(name).expanduser().exists():
         raise ModelError(f"RAG_EMBED_MODEL points at {name}, which does not exist")
     return SentenceTransformerEmbedder(
         str(Path(name).expanduser()) if name.startswith("~") else name,
         settings.embed_batch_size,
         device=settings.device,
+        **_backend(settings),
     )
+
+
+def _backend(settings: Settings) -> dict:
+    """The backend arguments: which runtime, and where an exported file is kept (the model cache)."""
+    return {"backend": settings.embed_backend, "export_folder": settings.model_cache / "onnx" / settings.model_slug}

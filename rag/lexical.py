@@ -1,11 +1,12 @@
 """The BM25 side of retrieval, kept on disk: written at ingestion, loaded by each answering process.
 
 Tokenising every chunk with jieba is what made a new process slow on a large collection
-(and each process held all chunks in memory).  Ingestion now keeps each chunk's tokens in
-a small SQLite table (so a run tokenises only the chunks it added), rebuilds the bm25s
-index from them and saves it, with the chunk ids, document frequencies, each chunk's
-source and interviewee codes (for filters) and the mean chunk vector, in a folder named
-by the index stamp.  A process whose stamp has such a folder memory-maps it; one that
+(and each process held all chunks in memory).  Ingestion now keeps each chunk's tokens,
+source and interviewee in a small SQLite table, changed source by source as files are
+indexed or removed (a run tokenises only the chunks it added and reads nothing back from
+Chroma), rebuilds the bm25s index from it and saves it, with the chunk ids, document
+frequencies, each chunk's source and interviewee (for filters) and the mean chunk vector,
+in a folder named by the index stamp.  A process whose stamp has such a folder memory-maps it; one that
 has none (an index made by an older version, a collection written elsewhere) builds the
 same thing from Chroma, as before.  bm25s saves and memory-maps its own arrays; the
 rest is written here because bm25s keeps neither tokens by id nor our per-chunk fields.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import shutil
 import sqlite3
 from dataclasses import dataclass, field
@@ -82,13 +84,12 @@ def build(ids: list[str], tokens: list[list[str]], metadatas: list[dict], centro
 
 def from_collection(collection, key: tuple = ()) -> LexicalIndex:
     """The index built by reading every chunk of ``collection`` (no saved index to load)."""
-    ids, tokens, metadatas, total, count = [], [], [], None, 0
-    for page in iter_pages(collection, ["documents", "metadatas", "embeddings"]):
+    ids, tokens, metadatas = [], [], []
+    for page in iter_pages(collection, ["documents", "metadatas"]):
         ids += page["ids"]
         tokens += [tokenize(text) for text in page["documents"]]
         metadatas += page["metadatas"]
-        total, count = _add_vectors(total, count, page["embeddings"])
-    return build(ids, tokens, metadatas, None if total is None else total / count, key)
+    return build(ids, tokens, metadatas, _centroid(collection, ids), key)  # the centroid as ``write`` makes it
 
 
 def _add_vectors(total, count: int, vectors) -> tuple:
@@ -102,33 +103,104 @@ def folder(home: Path, collection_name: str) -> Path:
     return home / "lexical" / collection_name
 
 
-def write(home: Path, collection, stamp: str) -> Path:
-    """Bring the token table up to date with ``collection`` and save the index for ``stamp``.
+def write(home: Path, collection, stamp: str, changes: dict[str, list] | None = None) -> Path:
+    """Bring the chunk table up to date and save the index for ``stamp``.
 
-    Only chunks not in the table are read in full and tokenised.
+    ``changes``: what this run did, source by source -- the source's chunks now, as (id,
+    stored text, interviewee), an empty list for a source removed.  Only those rows change and
+    only chunks new to the table are tokenised.  Without ``changes``, or when the table's
+    count disagrees with Chroma's afterwards (a run cut short, an index from before the table
+    existed), the table is made again from one paginated read of the collection.
     """
     root = folder(home, collection.name)
     root.mkdir(parents=True, exist_ok=True)
-    ids, metadatas, total, count = [], [], None, 0
-    for page in iter_pages(collection, ["metadatas", "embeddings"]):
-        ids += page["ids"]
-        metadatas += page["metadatas"]
-        total, count = _add_vectors(total, count, page["embeddings"])
-    tokens = _tokens(root / "tokens.sqlite", collection, ids)
-    index = build(ids, tokens, metadatas, None if total is None else total / count)
+    db = sqlite3.connect(root / "chunks.sqlite")
+    try:
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS chunks "
+            "(id TEXT PRIMARY KEY, source TEXT NOT NULL, interviewee TEXT NOT NULL, tokens TEXT NOT NULL)"
+        )
+        if changes is not None:
+            _apply(db, changes)
+        if changes is None or db.execute("SELECT count(*) FROM chunks").fetchone()[0] != collection.count():
+            _refill(db, collection)
+        db.commit()
+        rows = db.execute("SELECT id, source, interviewee, tokens FROM chunks ORDER BY rowid").fetchall()
+    finally:
+        db.close()
+    ids = [r[0] for r in rows]
+    tokens = [r[3].split(SEPARATOR) if r[3] else [] for r in rows]
+    metadatas = [{"source": r[1], "interviewee": r[2]} for r in rows]
+    index = build(ids, tokens, metadatas, _centroid(collection, ids))
+    return _save(index, root, stamp)
+
+
+def _apply(db, changes: dict[str, list]) -> None:
+    """Each changed source's rows made equal to its chunks now (tokenising only new ones)."""
+    for source, chunks in changes.items():
+        have = {row[0] for row in db.execute("SELECT id FROM chunks WHERE source = ?", (source,))}
+        now = {chunk_id for chunk_id, _, _ in chunks}
+        db.executemany("DELETE FROM chunks WHERE id = ?", [(i,) for i in have - now])
+        db.executemany(
+            "INSERT INTO chunks VALUES (?, ?, ?, ?)",
+            [(i, source, person, SEPARATOR.join(tokenize(text))) for i, text, person in chunks if i not in have],
+        )
+        db.executemany(
+            "UPDATE chunks SET interviewee = ? WHERE id = ?", [(person, i) for i, _, person in chunks if i in have]
+        )
+
+
+def _refill(db, collection) -> None:
+    """The table made again from the collection: rows it lacks added, rows Chroma lacks removed."""
+    known = {row[0] for row in db.execute("SELECT id FROM chunks")}
+    live = set()
+    for page in iter_pages(collection, ["documents", "metadatas"]):
+        live.update(page["ids"])
+        db.executemany(
+            "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?)",
+            [
+                (i, m["source"], m.get("interviewee", ""), SEPARATOR.join(tokenize(text)))
+                for i, text, m in zip(page["ids"], page["documents"], page["metadatas"], strict=True)
+                if i not in known
+            ],
+        )
+    db.executemany("DELETE FROM chunks WHERE id = ?", [(i,) for i in known - live])
+
+
+CENTROID_SAMPLE = 4096
+
+
+def _centroid(collection, ids: list[str]) -> np.ndarray | None:
+    """The mean chunk vector: exact up to ``CENTROID_SAMPLE`` chunks, else the mean of a fixed
+    random sample of that many (its error, about 1/64 of the vectors' spread, is far below
+    what the answer scorer reads it for: a question's mean similarity to the collection)."""
+    if not ids:
+        return None
+    chosen = ids if len(ids) <= CENTROID_SAMPLE else random.Random(0).sample(ids, CENTROID_SAMPLE)
+    total, count = None, 0
+    for start in range(0, len(chosen), 1000):
+        vectors = collection.get(ids=chosen[start : start + 1000], include=["embeddings"])["embeddings"]
+        total, count = _add_vectors(total, count, vectors)
+    return None if total is None else (total / count).astype(np.float32)
+
+
+def _save(index: LexicalIndex, root: Path, stamp: str) -> Path:
+    """``index`` written into ``root/stamp`` (through a partial folder renamed into place)."""
     target, partial = root / stamp, root / f"{stamp}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
     if index.bm25 is not None:
         index.bm25.save(str(partial / "bm25"), show_progress=False)
     (partial / "chunks.json").write_text(
-        json.dumps({"ids": ids, "sources": index.sources, "interviewees": index.interviewees}, ensure_ascii=False),
+        json.dumps(
+            {"ids": index.ids, "sources": index.sources, "interviewees": index.interviewees}, ensure_ascii=False
+        ),
         encoding="utf-8",
     )
     (partial / "idf.json").write_text(json.dumps(index.idf, ensure_ascii=False), encoding="utf-8")
     if index.centroid is not None:
         np.save(partial / "centroid.npy", index.centroid.astype(np.float32))
-    (partial / COMPLETE).write_text(json.dumps({"chunks": len(ids)}), encoding="utf-8")
+    (partial / COMPLETE).write_text(json.dumps({"chunks": len(index.ids)}), encoding="utf-8")
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
     return target
@@ -145,27 +217,6 @@ def forget_others(home: Path, collection_name: str, stamp: str) -> None:
     for old in folder(home, collection_name).iterdir():
         if old.is_dir() and old.name != stamp:
             shutil.rmtree(old, ignore_errors=True)
-
-
-def _tokens(path: Path, collection, ids: list[str]) -> list[list[str]]:
-    """The tokens of each of ``ids``: from the table, tokenising (and adding) the chunks it lacks."""
-    db = sqlite3.connect(path)
-    try:
-        db.execute("CREATE TABLE IF NOT EXISTS tokens (id TEXT PRIMARY KEY, tokens TEXT NOT NULL)")
-        known = dict(db.execute("SELECT id, tokens FROM tokens"))
-        live = set(ids)
-        gone = [k for k in known if k not in live]
-        db.executemany("DELETE FROM tokens WHERE id = ?", [(k,) for k in gone])
-        missing = [i for i in ids if i not in known]
-        for start in range(0, len(missing), 1000):
-            batch = collection.get(ids=missing[start : start + 1000], include=["documents"])
-            rows = [(i, SEPARATOR.join(tokenize(text))) for i, text in zip(batch["ids"], batch["documents"])]
-            db.executemany("INSERT OR REPLACE INTO tokens VALUES (?, ?)", rows)
-            known.update(rows)
-        db.commit()
-    finally:
-        db.close()
-    return [known[i].split(SEPARATOR) if known[i] else [] for i in ids]
 
 
 def load(home: Path, collection_name: str, stamp: str, count: int, key: tuple) -> LexicalIndex | None:

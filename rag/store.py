@@ -76,7 +76,7 @@ class AtomicFileStore(LocalFileStore):
             target = self._get_full_path(key)
             try:
                 self._mkdir_for_store(target.parent)
-                _write_atomically(target, value, durable=False)
+                write_atomically(target, value, durable=False)
             except OSError as e:
                 if not self.best_effort:
                     raise
@@ -92,7 +92,7 @@ def _parses(value: bytes) -> bool:
         return False
 
 
-def _write_atomically(target: Path, data: bytes, durable: bool = True) -> None:
+def write_atomically(target: Path, data: bytes, durable: bool = True) -> None:
     """Write ``data`` to a temporary file, flush it to the disk, rename it into place.
 
     With ``durable``, the fsync before the rename means a power cut leaves the old file or the
@@ -216,7 +216,7 @@ class DocumentStore:
             "ingested_at": ingested_at,
             "articles": [asdict(a) for a in doc.articles],
         }
-        _write_atomically(target, json.dumps(payload, ensure_ascii=False).encode("utf-8"))
+        write_atomically(target, json.dumps(payload, ensure_ascii=False).encode("utf-8"))
 
     def load(self, doc_hash: str) -> ParsedDocument:
         """The stored document version ``doc_hash``."""

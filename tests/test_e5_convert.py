@@ -69,3 +69,39 @@ def test_the_device_setting(monkeypatch):
     assert load_embedder(Settings.from_env()).device == "cuda:0"
     with pytest.raises(ConfigError, match="RAG_DEVICE"):
         Settings(device="gpu")
+
+
+def test_the_onnx_backends_give_the_same_vectors_and_answers(tmp_path, monkeypatch, model_cache, e5):
+    """RAG_EMBED_BACKEND=onnx gives torch's vectors; onnx-int8 close ones, in a collection of its
+    own, and the bundled collection answers through it."""
+    import dataclasses
+
+    import numpy as np
+    import pytest
+
+    from ingest.chunk import chunk_document
+    from ingest.parse import parse_file
+    from ingest.pipeline import BUNDLED_COLLECTION, ingest
+    from rag.assistant import Assistant
+    from rag.config import Settings
+    from rag.embeddings import load_embedder
+    from rag.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="RAG_EMBED_BACKEND"):
+        Settings(embed_backend="tensorrt")
+    texts = [c.indexed_text for c in chunk_document(parse_file(BUNDLED_COLLECTION))]
+    reference = np.asarray(e5.embed_documents(texts))
+    base = Settings(home=tmp_path / "home", model_cache=model_cache)
+    floors = {"onnx": 0.9999, "onnx-int8": 0.97}
+    for backend, floor in floors.items():
+        settings = dataclasses.replace(base, embed_backend=backend)
+        vectors = np.asarray(load_embedder(settings).embed_documents(texts))
+        assert (vectors * reference).sum(axis=1).min() >= floor, backend
+        assert list((model_cache / "onnx" / settings.model_slug).glob("*.onnx"))  # exported once, kept
+    int8 = dataclasses.replace(base, embed_backend="onnx-int8")
+    assert int8.collection_name != base.collection_name  # its vectors never mix with torch's
+    monkeypatch.setenv("RAG_EMBED_BACKEND", "onnx-int8")
+    monkeypatch.setenv("RAG_HOME", str(int8.home))
+    assert ingest(None, Settings.from_env()).added == 38
+    answer = Assistant(Settings.from_env()).ask("乡村教育要实现怎样的转变？")
+    assert answer.found and "就近就便" in answer.text

@@ -130,7 +130,7 @@ def test_answers_go_on_when_no_sentence_vector_can_be_written(settings, e5, monk
     def full_disk(target, data, durable=True):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(rag.store, "_write_atomically", full_disk)
+    monkeypatch.setattr(rag.store, "write_atomically", full_disk)
     assistant = Assistant(settings, embedder=e5)
     answer = assistant.ask("审批时效提升了多少？")
     english = assistant.ask("By how much did the approval time improve?")
@@ -144,7 +144,7 @@ def test_an_injected_enospc_at_any_cache_write_is_survived(settings, tmp_path, e
     clean = Settings(home=tmp_path / "clean", model_cache=settings.model_cache)
     ingest(None, clean, embedder=e5)
     expected = state(clean, e5)
-    real_write = rag.store._write_atomically
+    real_write = rag.store.write_atomically
     writes = 0
 
     def full_disk(target, data, durable=True):
@@ -156,10 +156,10 @@ def test_an_injected_enospc_at_any_cache_write_is_survived(settings, tmp_path, e
             raise OSError(errno.ENOSPC, "No space left on device")
         real_write(target, data, durable)
 
-    monkeypatch.setattr(rag.store, "_write_atomically", full_disk)
+    monkeypatch.setattr(rag.store, "write_atomically", full_disk)
     with pytest.raises(StorageFullError, match="no space left"):
         ingest(None, settings, embedder=e5)
-    monkeypatch.setattr(rag.store, "_write_atomically", real_write)
+    monkeypatch.setattr(rag.store, "write_atomically", real_write)
     ingest(None, settings, embedder=e5)
     assert state(settings, e5) == expected
 

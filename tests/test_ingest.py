@@ -251,8 +251,8 @@ def test_stored_documents_reach_the_disk_before_they_are_renamed_into_place(
     real_fsync = os.fsync
     monkeypatch.setattr(rag.store.os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
     target = tmp_path / "doc.json"
-    rag.store._write_atomically(target, b'{"a": 1}')
+    rag.store.write_atomically(target, b'{"a": 1}')
     assert target.read_bytes() == b'{"a": 1}' and len(synced) == 2  # the file, then its folder
     synced.clear()
-    rag.store._write_atomically(tmp_path / "vector.json", b"[0.1]", durable=False)  # a cache entry
+    rag.store.write_atomically(tmp_path / "vector.json", b"[0.1]", durable=False)  # a cache entry
     assert synced == []

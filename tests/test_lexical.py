@@ -93,3 +93,36 @@ def test_an_index_saved_by_no_run_is_built_from_chroma_and_saved_by_the_next(
     assert not again.changed
     monkeypatch.setattr(rag.lexical, "from_collection", None)  # would fail if called
     assert HybridRetriever(settings, fake_embedder).bm25("小规模学校撤并", 3)
+
+
+def test_adding_or_editing_a_file_reads_nothing_back_from_the_whole_collection(
+    settings, fake_embedder, tmp_path, monkeypatch
+):
+    """What a run reads of Chroma is the files it indexes: its cost does not grow with the archive."""
+    from chromadb.api.models.Collection import Collection
+
+    shutil.copy(CORPUS, tmp_path / "c.txt")
+    ingest([tmp_path], settings, embedder=fake_embedder)
+    sweeps = []
+    real_get = Collection.get
+
+    def get(self, ids=None, where=None, *args, **kwargs):
+        if ids is None and where is None:
+            sweeps.append(kwargs.get("include"))
+        return real_get(self, ids, where, *args, **kwargs)
+
+    monkeypatch.setattr(Collection, "get", get)
+    (tmp_path / "d.txt").write_text("新文章\n局长：锦州港新码头已于十月建成。", encoding="utf-8")
+    assert ingest([tmp_path], settings, embedder=fake_embedder).added == 1
+    text = (tmp_path / "d.txt").read_text(encoding="utf-8")
+    (tmp_path / "d.txt").write_text(text + "\n局长：新航线明年开通。", encoding="utf-8")
+    assert ingest([tmp_path], settings, embedder=fake_embedder).changed
+    assert sweeps == []
+    monkeypatch.setattr(Collection, "get", real_get)
+    retriever = HybridRetriever(settings, fake_embedder)
+    assert retriever.lexical().ids and "新航线" in retriever.bm25("新航线", 1)[0][0].text
+    built = rag.lexical.from_collection(retriever._collection())
+    assert sorted(built.ids) == sorted(retriever.lexical().ids)
+    assert sorted(zip(built.ids, built.sources, built.interviewees)) == sorted(
+        zip(retriever.lexical().ids, retriever.lexical().sources, retriever.lexical().interviewees)
+    )
