@@ -307,7 +307,8 @@ class _Run:
 
 def _index_file(doc: ParsedDocument, chunks: list[Chunk], run: _Run) -> FileOutcome:
     """One file indexed, what it left behind tidied, its sentences' vectors made."""
-    before = previous_chunks(run.collection, doc.source)
+    # A version stored already is this file unchanged (or a run cut short): nothing of it to tidy.
+    before = {} if run.documents.path(doc.content_hash).exists() else previous_chunks(run.collection, doc.source)
     outcome = _index_document(doc, chunks, run)
     if outcome.status == "indexed":
         tidy_after(run.collection, run.documents, run.cached, before, chunks)

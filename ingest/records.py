@@ -121,7 +121,8 @@ def previous_chunks(collection, source: str) -> dict[str, tuple[str, str]]:
 def tidy_after(collection, documents: DocumentStore, cached, before: dict, chunks: list[Chunk]) -> None:
     """After a file was indexed: the cached vectors of its chunks that are gone, and the stored
     versions of it no chunk refers to any more, deleted (what a whole-collection sweep would
-    find, found from the file's own chunks)."""
+    find, found from the file's own chunks).  A vector another collection of this home still
+    uses may go with them: it is embedded again if that collection is re-ingested."""
     now = {c.id for c in chunks}
     texts_now = {c.indexed_text for c in chunks}
     gone = {before[i][0] for i in before.keys() - now} - texts_now
