@@ -52,15 +52,8 @@ class LexicalIndex:
 
     def mask(self, scope: Scope) -> np.ndarray:
         """1 for each chunk inside ``scope``, else 0."""
-        sources, people = set(scope.sources), set(scope.interviewees)
-        return np.fromiter(
-            (
-                (not sources or s in sources) and (not people or p in people)
-                for s, p in zip(self.sources, self.interviewees, strict=True)
-            ),
-            dtype=np.float32,
-            count=len(self.ids),
-        )
+        inside = (scope.allows(s, p) for s, p in zip(self.sources, self.interviewees, strict=True))
+        return np.fromiter(inside, dtype=np.float32, count=len(self.ids))
 
 
 def build(ids: list[str], tokens: list[list[str]], metadatas: list[dict], centroid, key: tuple = ()) -> LexicalIndex:

@@ -121,15 +121,16 @@ class HybridRetriever:
         k = min(k, len(lex.ids))
         docs, scores = lex.bm25.retrieve([q], k=k, show_progress=False, weight_mask=mask)
         found = [(lex.ids[int(i)], float(s)) for i, s in zip(docs[0], scores[0]) if s > 0]
-        return [(chunk, score) for (_, score), chunk in zip(found, self.chunks([i for i, _ in found]), strict=True)]
+        chunks = self.chunks([i for i, _ in found])
+        return [(chunks[i], score) for i, score in found if i in chunks]
 
-    def chunks(self, ids: list[str]) -> list[Chunk]:
-        """The chunks of ``ids``, in that order, read from Chroma (BM25 keeps only their ids)."""
+    def chunks(self, ids: list[str]) -> dict[str, Chunk]:
+        """The chunks of ``ids`` read from Chroma (BM25 keeps only their ids); one that another
+        process's ingest removed since the BM25 side was loaded is simply absent."""
         if not ids:
-            return []
+            return {}
         data = self._collection().get(ids=ids, include=["documents", "metadatas"])
-        by_id = {i: Chunk.from_metadata(d, m) for i, d, m in zip(data["ids"], data["documents"], data["metadatas"])}
-        return [by_id[i] for i in ids]
+        return {i: Chunk.from_metadata(d, m) for i, d, m in zip(data["ids"], data["documents"], data["metadatas"])}
 
     def near(self, text: str, scope: Scope = Scope()) -> dict[tuple[str, int], float]:
         """An extra RRF-like weight for the articles of the three chunks BM25 finds for ``text``."""

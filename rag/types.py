@@ -157,8 +157,12 @@ class Scope:
 
     def admits(self, chunk: Chunk) -> bool:
         """Whether ``chunk`` lies inside the scope."""
-        return (not self.sources or chunk.source in self.sources) and (
-            not self.interviewees or chunk.interviewee in self.interviewees
+        return self.allows(chunk.source, chunk.interviewee)
+
+    def allows(self, source: str, interviewee: str) -> bool:
+        """Whether a chunk of ``source`` and ``interviewee`` lies inside the scope."""
+        return (not self.sources or source in self.sources) and (
+            not self.interviewees or interviewee in self.interviewees
         )
 
     def where(self) -> dict | None:

@@ -126,3 +126,19 @@ def test_adding_or_editing_a_file_reads_nothing_back_from_the_whole_collection(
     assert sorted(zip(built.ids, built.sources, built.interviewees)) == sorted(
         zip(retriever.lexical().ids, retriever.lexical().sources, retriever.lexical().interviewees)
     )
+
+
+def test_a_chunk_removed_by_another_process_since_loading_is_left_out(settings, fake_embedder, tmp_path):
+    """Between loading the BM25 side and reading its hits back, another ingest may delete a chunk."""
+    from rag.store import chroma_client
+
+    shutil.copy(CORPUS, tmp_path / "c.txt")
+    ingest([tmp_path], settings, embedder=fake_embedder)
+    retriever = HybridRetriever(settings, fake_embedder)
+    hits = retriever.bm25("小规模学校撤并", 3)
+    assert hits
+    lex = retriever.lexical()
+    chroma_client(settings).get_collection(settings.collection_name).delete(ids=[hits[0][0].id])
+    retriever._stamp = lambda: lex.key  # as if this process had not yet noticed the change
+    left = retriever.bm25("小规模学校撤并", 3)
+    assert hits[0][0].id not in {c.id for c, _ in left} and [c.id for c, _ in left] == [c.id for c, _ in hits[1:]]
