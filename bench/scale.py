@@ -169,6 +169,14 @@ def _child(stage: str, home: Path, work: Path, files: list[Path] = ()) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def copy_chunks(path: Path) -> int:
+    """How many chunks one copy makes."""
+    from ingest.chunk import chunk_document
+    from ingest.parse import parse_file
+
+    return len(chunk_document(parse_file(path, max_bytes=1 << 30)))
+
+
 def disk_mb(folder: Path) -> tuple[float, int]:
     sizes = [p.stat().st_size for p in folder.rglob("*") if p.is_file()]
     return sum(sizes) / 2**20, len(sizes)
@@ -183,11 +191,9 @@ def run(sizes: list[int], work: Path, plot: Path | None, unsaved_up_to: int) -> 
         "| ask p95 (ms) | peak memory answering (MB) | peak memory ingesting (MB) | disk (MB) | files on disk |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
-    rows, done, per_copy, built = [], 0, 0, {}
+    rows, done, built = [], 0, {}
+    per_copy = copy_chunks(copy_files(work, passages, 1)[0])
     for size in sorted(sizes):
-        if not per_copy:  # one copy first: how many chunks a copy makes
-            built = _child("ingest", home, work, copy_files(work, passages, 1))
-            done, per_copy = 1, built["added"]
         copies = max(1, -(-size // per_copy))
         if copies > done:
             built = _child("ingest", home, work, copy_files(work, passages, copies)[done:])
@@ -197,7 +203,7 @@ def run(sizes: list[int], work: Path, plot: Path | None, unsaved_up_to: int) -> 
         mb, count = disk_mb(home)
         row = {
             "chunks": answering["chunks"],
-            "rate": built["added"] / built["seconds"],
+            "rate": built["added"] / built["seconds"] if built["added"] else None,  # None: all there already
             **answering,
             "ingest_peak_mb": built["peak_mb"],
             "disk_mb": mb,
@@ -205,7 +211,7 @@ def run(sizes: list[int], work: Path, plot: Path | None, unsaved_up_to: int) -> 
         }
         rows.append(row)
         print(
-            f"| {row['chunks']:,} | {row['rate']:,.0f} | {row['first_answer_s']:.1f} "
+            f"| {row['chunks']:,} | {_rate(row['rate'])} | {row['first_answer_s']:.1f} "
             f"| {_seconds(row['unsaved_first_answer_s'])} | {row['p50_ms']:.0f} "
             f"| {row['p95_ms']:.0f} | {row['peak_mb']:,.0f} | {row['ingest_peak_mb']:,.0f} | {mb:,.0f} | {count:,} |",
             flush=True,
@@ -223,6 +229,10 @@ def _unsaved_first_answer(home: Path, work: Path) -> float:
         return _child("ask", home, work)["first_answer_s"]
     finally:
         (home / "lexical.aside").rename(saved)
+
+
+def _rate(value: float | None) -> str:
+    return "— (all there already)" if value is None else f"{value:,.0f}"
 
 
 def _seconds(value: float | None) -> str:
