@@ -1,15 +1,20 @@
 """The BM25 side of retrieval, kept on disk: written at ingestion, loaded by each answering process.
 
 Tokenising every chunk with jieba is what made a new process slow on a large collection
-(and each process held all chunks in memory).  Ingestion now keeps each chunk's tokens,
-source and interviewee in a small SQLite table, changed source by source as files are
-indexed or removed (a run tokenises only the chunks it added and reads nothing back from
-Chroma), rebuilds the bm25s index from it and saves it, with the chunk ids, document
-frequencies, each chunk's source and interviewee (for filters) and the mean chunk vector,
-in a folder named by the index stamp.  A process whose stamp has such a folder memory-maps it; one that
-has none (an index made by an older version, a collection written elsewhere) builds the
-same thing from Chroma, as before.  bm25s saves and memory-maps its own arrays; the
-rest is written here because bm25s keeps neither tokens by id nor our per-chunk fields.
+(and each process held all chunks in memory).  Ingestion now keeps, per chunk, its distinct
+tokens (as columns of a vocabulary) with their counts, its source and interviewee in a small
+SQLite table, changed source by source as files are indexed or removed (a run tokenises only
+the chunks it added and reads nothing back from Chroma), rebuilds the BM25 weights from it and
+saves them, with the chunk ids, document frequencies, each chunk's source and interviewee
+(for filters) and the mean chunk vector, in a folder named by the index stamp.  A process
+whose stamp has such a folder memory-maps it; one that has none (an index made by an older
+version, a collection written elsewhere) builds the same thing from Chroma, as before.
+
+The weights are computed here, on arrays, rather than by ``bm25s.BM25.index``: that takes
+every chunk as a Python list of token strings and counts them in Python, which at a million
+chunks costs minutes and several GB on every run.  bm25s still saves, memory-maps and
+searches them (``_bm25`` sets the fields its ``index`` would; ``tests/test_lexical.py``
+checks the result equals what ``index`` gives).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import math
 import random
 import shutil
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +34,9 @@ from rag.store import iter_pages
 from rag.text import tokenize
 from rag.types import Scope
 
-SEPARATOR = "\x1f"  # between tokens in the SQLite table; never inside a jieba token of our text
+SEPARATOR = "\x1f"  # between tokens in the table of versions before 0.5 (read once, to convert it)
 COMPLETE = "complete.json"  # written last: a folder without it is never read
+K1, B = 1.5, 0.75  # bm25s's defaults (Lucene's BM25)
 
 
 @dataclass
@@ -56,33 +63,85 @@ class LexicalIndex:
         return np.fromiter(inside, dtype=np.float32, count=len(self.ids))
 
 
-def build(ids: list[str], tokens: list[list[str]], metadatas: list[dict], centroid, key: tuple = ()) -> LexicalIndex:
-    """The index of these chunks (``tokens``, ``metadatas`` in the order of ``ids``)."""
-    bm25 = None
-    if ids:
-        import bm25s
+class Vocabulary:
+    """Token -> column of the BM25 matrix; a token met for the first time gets the next column."""
 
-        bm25 = bm25s.BM25()
-        bm25.index(tokens, show_progress=False)
-    df: dict[str, int] = {}
-    for toks in tokens:
-        for t in set(toks):
-            df[t] = df.get(t, 0) + 1
-    n = max(1, len(ids))
-    idf = {t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
-    sources = [m["source"] for m in metadatas]
-    interviewees = [m.get("interviewee", "") for m in metadatas]
-    return LexicalIndex(ids, bm25, idf, sources, interviewees, centroid, key)
+    def __init__(self, columns: dict[str, int] | None = None) -> None:
+        self.columns = columns or {}
+        self.new: list[tuple[str, int]] = []
+
+    def counted(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct columns of ``tokens`` and how often each occurs."""
+        cols = np.fromiter(map(self._column, tokens), dtype=np.int32, count=len(tokens))
+        distinct, counts = np.unique(cols, return_counts=True)
+        return distinct.astype(np.int32), counts.astype(np.int32)
+
+    def _column(self, token: str) -> int:
+        col = self.columns.get(token)
+        if col is None:
+            col = self.columns[token] = len(self.columns)
+            self.new.append((token, col))
+        return col
+
+
+@dataclass
+class Postings:
+    """Chunk by chunk, in BM25 order: id, source, interviewee, distinct columns and counts."""
+
+    ids: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    interviewees: list[str] = field(default_factory=list)
+    columns: list[np.ndarray] = field(default_factory=list)
+    counts: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, chunk_id: str, source: str, interviewee: str, columns: np.ndarray, counts: np.ndarray) -> None:
+        self.ids.append(chunk_id)
+        self.sources.append(source)
+        self.interviewees.append(interviewee)
+        self.columns.append(columns)
+        self.counts.append(counts)
+
+
+def build(postings: Postings, vocabulary: Vocabulary, centroid, key: tuple = ()) -> LexicalIndex:
+    """The index of these chunks."""
+    n = len(postings.ids)
+    sizes = np.fromiter(map(len, postings.columns), dtype=np.int64, count=n)
+    cols = np.concatenate(postings.columns) if n else np.zeros(0, np.int32)
+    tf = (np.concatenate(postings.counts) if n else np.zeros(0, np.int32)).astype(np.float64)
+    docs = np.repeat(np.arange(n, dtype=np.int32), sizes)
+    df = np.bincount(cols, minlength=len(vocabulary.columns))
+    idf = np.log1p((n - df + 0.5) / (df + 0.5))  # Lucene's, as bm25s computes it
+    tokens = sorted(vocabulary.columns, key=vocabulary.columns.__getitem__)
+    bm25 = _bm25(n, docs, cols, tf, idf, vocabulary.columns) if n else None
+    known_idf = {tokens[c]: float(idf[c]) for c in np.flatnonzero(df)}
+    return LexicalIndex(postings.ids, bm25, known_idf, postings.sources, postings.interviewees, centroid, key)
+
+
+def _bm25(n: int, docs: np.ndarray, cols: np.ndarray, tf: np.ndarray, idf: np.ndarray, columns: dict[str, int]):
+    """A bm25s index whose matrix holds, for each chunk and token, Lucene's BM25 weight."""
+    import bm25s
+    import scipy.sparse
+
+    lengths = np.bincount(docs, weights=tf, minlength=n)
+    average = lengths.mean() if lengths.sum() > 0 else 1.0
+    weights = idf[cols] * tf / (tf + K1 * (1 - B + B * lengths[docs] / average))
+    empty = len(columns)  # bm25s gives the empty token the last column
+    matrix = scipy.sparse.csc_matrix((weights.astype(np.float32), (docs, cols)), shape=(n, empty + 1))
+    bm25 = bm25s.BM25(k1=K1, b=B)
+    bm25.scores = {"data": matrix.data, "indices": matrix.indices, "indptr": matrix.indptr, "num_docs": n}
+    bm25.vocab_dict = {**columns, "": empty}
+    bm25.unique_token_ids_set = set(bm25.vocab_dict.values())
+    bm25.nonoccurrence_array = None  # used by BM25L and BM25+ only
+    return bm25
 
 
 def from_collection(collection, key: tuple = ()) -> LexicalIndex:
     """The index built by reading every chunk of ``collection`` (no saved index to load)."""
-    ids, tokens, metadatas = [], [], []
+    postings, vocabulary = Postings(), Vocabulary()
     for page in iter_pages(collection, ["documents", "metadatas"]):
-        ids += page["ids"]
-        tokens += [tokenize(text) for text in page["documents"]]
-        metadatas += page["metadatas"]
-    return build(ids, tokens, metadatas, _centroid(collection, ids), key)  # the centroid as ``write`` makes it
+        for i, text, m in zip(page["ids"], page["documents"], page["metadatas"], strict=True):
+            postings.add(i, m["source"], m.get("interviewee", ""), *vocabulary.counted(tokenize(text)))
+    return build(postings, vocabulary, _centroid(collection, postings.ids), key)  # the centroid as ``write`` makes it
 
 
 def _add_vectors(total, count: int, vectors) -> tuple:
@@ -109,55 +168,75 @@ def write(home: Path, collection, stamp: str, changes: dict[str, list] | None = 
     root.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(root / "chunks.sqlite")
     try:
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS chunks "
-            "(id TEXT PRIMARY KEY, source TEXT NOT NULL, interviewee TEXT NOT NULL, tokens TEXT NOT NULL)"
-        )
+        vocabulary = _open(db)
         if changes is not None:
-            _apply(db, changes)
-        if changes is None or db.execute("SELECT count(*) FROM chunks").fetchone()[0] != collection.count():
-            _refill(db, collection)
+            _apply(db, changes, vocabulary)
+        if changes is None or db.execute("SELECT count(*) FROM terms").fetchone()[0] != collection.count():
+            _refill(db, collection, vocabulary)
+        db.executemany("INSERT INTO vocab VALUES (?, ?)", vocabulary.new)
         db.commit()
-        rows = db.execute("SELECT id, source, interviewee, tokens FROM chunks ORDER BY rowid").fetchall()
+        postings = Postings()
+        for row in db.execute("SELECT id, source, interviewee, columns, counts FROM terms ORDER BY rowid"):
+            postings.add(*row[:3], np.frombuffer(row[3], dtype=np.int32), np.frombuffer(row[4], dtype=np.int32))
     finally:
         db.close()
-    ids = [r[0] for r in rows]
-    tokens = [r[3].split(SEPARATOR) if r[3] else [] for r in rows]
-    metadatas = [{"source": r[1], "interviewee": r[2]} for r in rows]
-    index = build(ids, tokens, metadatas, _centroid(collection, ids))
+    index = build(postings, vocabulary, _centroid(collection, postings.ids))
     return _save(index, root, stamp)
 
 
-def _apply(db, changes: dict[str, list]) -> None:
+def _open(db) -> Vocabulary:
+    """The tables made when missing (a table of token strings, as earlier versions kept, is
+    converted: no chunk is tokenised again); the vocabulary they hold."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS terms (id TEXT PRIMARY KEY, source TEXT NOT NULL, "
+        "interviewee TEXT NOT NULL, columns BLOB NOT NULL, counts BLOB NOT NULL)"
+    )
+    db.execute("CREATE TABLE IF NOT EXISTS vocab (token TEXT PRIMARY KEY, col INTEGER NOT NULL UNIQUE)")
+    vocabulary = Vocabulary(dict(db.execute("SELECT token, col FROM vocab")))
+    if db.execute("SELECT name FROM sqlite_master WHERE name = 'chunks'").fetchone():
+        rows = db.execute("SELECT id, source, interviewee, tokens FROM chunks ORDER BY rowid")
+        _insert(db, ((i, s, p, t.split(SEPARATOR) if t else []) for i, s, p, t in rows), vocabulary)
+        db.execute("DROP TABLE chunks")
+    return vocabulary
+
+
+def _insert(db, chunks: Iterable[tuple[str, str, str, list[str]]], vocabulary: Vocabulary) -> None:
+    """Rows for (id, source, interviewee, tokens) written (replacing any of the same id)."""
+    rows = []
+    for chunk_id, source, person, tokens in chunks:
+        columns, counts = vocabulary.counted(tokens)
+        rows.append((chunk_id, source, person, columns.tobytes(), counts.tobytes()))
+        if len(rows) >= 10_000:
+            db.executemany("INSERT OR REPLACE INTO terms VALUES (?, ?, ?, ?, ?)", rows)
+            rows.clear()
+    db.executemany("INSERT OR REPLACE INTO terms VALUES (?, ?, ?, ?, ?)", rows)
+
+
+def _apply(db, changes: dict[str, list], vocabulary: Vocabulary) -> None:
     """Each changed source's rows made equal to its chunks now (tokenising only new ones)."""
     for source, chunks in changes.items():
-        have = {row[0] for row in db.execute("SELECT id FROM chunks WHERE source = ?", (source,))}
+        have = {row[0] for row in db.execute("SELECT id FROM terms WHERE source = ?", (source,))}
         now = {chunk_id for chunk_id, _, _ in chunks}
-        db.executemany("DELETE FROM chunks WHERE id = ?", [(i,) for i in have - now])
+        db.executemany("DELETE FROM terms WHERE id = ?", [(i,) for i in have - now])
+        _insert(db, ((i, source, person, tokenize(text)) for i, text, person in chunks if i not in have), vocabulary)
         db.executemany(
-            "INSERT INTO chunks VALUES (?, ?, ?, ?)",
-            [(i, source, person, SEPARATOR.join(tokenize(text))) for i, text, person in chunks if i not in have],
-        )
-        db.executemany(
-            "UPDATE chunks SET interviewee = ? WHERE id = ?", [(person, i) for i, _, person in chunks if i in have]
+            "UPDATE terms SET interviewee = ? WHERE id = ?", [(person, i) for i, _, person in chunks if i in have]
         )
 
 
-def _refill(db, collection) -> None:
+def _refill(db, collection, vocabulary: Vocabulary) -> None:
     """The table made again from the collection: rows it lacks added, rows Chroma lacks removed."""
-    known = {row[0] for row in db.execute("SELECT id FROM chunks")}
+    known = {row[0] for row in db.execute("SELECT id FROM terms")}
     live = set()
     for page in iter_pages(collection, ["documents", "metadatas"]):
         live.update(page["ids"])
-        db.executemany(
-            "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?)",
-            [
-                (i, m["source"], m.get("interviewee", ""), SEPARATOR.join(tokenize(text)))
-                for i, text, m in zip(page["ids"], page["documents"], page["metadatas"], strict=True)
-                if i not in known
-            ],
+        fresh = zip(page["ids"], page["documents"], page["metadatas"], strict=True)
+        _insert(
+            db,
+            ((i, m["source"], m.get("interviewee", ""), tokenize(text)) for i, text, m in fresh if i not in known),
+            vocabulary,
         )
-    db.executemany("DELETE FROM chunks WHERE id = ?", [(i,) for i in known - live])
+    db.executemany("DELETE FROM terms WHERE id = ?", [(i,) for i in known - live])
 
 
 CENTROID_SAMPLE = 4096

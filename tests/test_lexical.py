@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 
 import pytest
@@ -142,3 +143,59 @@ def test_a_chunk_removed_by_another_process_since_loading_is_left_out(settings, 
     retriever._stamp = lambda: lex.key  # as if this process had not yet noticed the change
     left = retriever.bm25("小规模学校撤并", 3)
     assert hits[0][0].id not in {c.id for c, _ in left} and [c.id for c, _ in left] == [c.id for c, _ in hits[1:]]
+
+
+def test_the_weights_are_those_bm25s_computes_from_token_lists():
+    import bm25s
+
+    from rag.text import tokenize
+
+    texts = [p for p in CORPUS.read_text(encoding="utf-8").split("\n") if p.strip()] + ["", "。"]
+    tokens = [tokenize(t) for t in texts]
+    postings, vocabulary = rag.lexical.Postings(), rag.lexical.Vocabulary()
+    for i, toks in enumerate(tokens):
+        postings.add(str(i), "s", "", *vocabulary.counted(toks))
+    ours = rag.lexical.build(postings, vocabulary, None)
+    theirs = bm25s.BM25()
+    theirs.index(tokens, show_progress=False)
+    for query in QUERIES[:-1]:  # the last has no token of the collection
+        q = [t for t in tokenize(query) if t in ours.idf]
+        assert q and ours.bm25.get_scores(q) == pytest.approx(theirs.get_scores(q), rel=1e-5, abs=1e-6)
+    df = {t: sum(t in set(toks) for toks in tokens) for t in ours.idf}
+    assert ours.idf == pytest.approx({t: math.log(1 + (len(texts) - d + 0.5) / (d + 0.5)) for t, d in df.items()})
+    assert set(ours.idf) == {t for toks in tokens for t in toks}
+
+
+def test_a_table_of_token_strings_from_an_earlier_version_is_converted_without_tokenising(
+    settings, fake_embedder, tmp_path, tokenised
+):
+    import sqlite3
+
+    from rag.store import chroma_client
+    from rag.text import tokenize
+
+    shutil.copy(CORPUS, tmp_path / "c.txt")
+    ingest([tmp_path], settings, embedder=fake_embedder)
+    expected = _results(HybridRetriever(settings, fake_embedder))
+    collection = chroma_client(settings).get_collection(settings.collection_name)
+    data = collection.get(include=["documents", "metadatas"])
+    root = settings.home / "lexical" / settings.collection_name
+    shutil.rmtree(root)
+    root.mkdir(parents=True)
+    with sqlite3.connect(root / "chunks.sqlite") as db:  # the table as earlier versions wrote it
+        db.execute("CREATE TABLE chunks (id TEXT PRIMARY KEY, source TEXT, interviewee TEXT, tokens TEXT)")
+        db.executemany(
+            "INSERT INTO chunks VALUES (?, ?, ?, ?)",
+            [
+                (i, m["source"], m["interviewee"], rag.lexical.SEPARATOR.join(tokenize(d)))
+                for i, d, m in zip(data["ids"], data["documents"], data["metadatas"])
+            ],
+        )
+    tokenised.clear()
+    stamp = (settings.home / f"{settings.collection_name}.stamp").read_text()
+    rag.lexical.write(settings.home, collection, stamp, {})
+    assert not tokenised
+    with sqlite3.connect(root / "chunks.sqlite") as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == {"terms", "vocab"}
+    assert _results(HybridRetriever(settings, fake_embedder)) == expected
