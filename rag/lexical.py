@@ -34,7 +34,7 @@ from rag.store import iter_pages
 from rag.text import tokenize
 from rag.types import Scope
 
-SEPARATOR = "\x1f"  # between tokens in the table of versions before 0.5 (read once, to convert it)
+SEPARATOR = "\x1f"  # between tokens in the table earlier versions kept (read once, to convert it)
 COMPLETE = "complete.json"  # written last: a folder without it is never read
 K1, B = 1.5, 0.75  # bm25s's defaults (Lucene's BM25)
 
