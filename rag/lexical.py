@@ -107,7 +107,7 @@ def build(postings: Postings, vocabulary: Vocabulary, centroid, key: tuple = ())
     n = len(postings.ids)
     sizes = np.fromiter(map(len, postings.columns), dtype=np.int64, count=n)
     cols = np.concatenate(postings.columns) if n else np.zeros(0, np.int32)
-    tf = (np.concatenate(postings.counts) if n else np.zeros(0, np.int32)).astype(np.float64)
+    tf = np.concatenate(postings.counts) if n else np.zeros(0, np.int32)
     docs = np.repeat(np.arange(n, dtype=np.int32), sizes)
     df = np.bincount(cols, minlength=len(vocabulary.columns))
     idf = np.log1p((n - df + 0.5) / (df + 0.5))  # Lucene's, as bm25s computes it
@@ -122,11 +122,13 @@ def _bm25(n: int, docs: np.ndarray, cols: np.ndarray, tf: np.ndarray, idf: np.nd
     import bm25s
     import scipy.sparse
 
-    lengths = np.bincount(docs, weights=tf, minlength=n)
+    lengths = np.bincount(docs, weights=tf, minlength=n)  # tokens per chunk
     average = lengths.mean() if lengths.sum() > 0 else 1.0
-    weights = idf[cols] * tf / (tf + K1 * (1 - B + B * lengths[docs] / average))
+    norm = (K1 * (1 - B + B * lengths / average)).astype(np.float32)  # per chunk
+    tf = tf.astype(np.float32)  # float32 throughout, as bm25s stores the weights: half the memory
+    weights = idf.astype(np.float32)[cols] * tf / (tf + norm[docs])
     empty = len(columns)  # bm25s gives the empty token the last column
-    matrix = scipy.sparse.csc_matrix((weights.astype(np.float32), (docs, cols)), shape=(n, empty + 1))
+    matrix = scipy.sparse.csc_matrix((weights, (docs, cols)), shape=(n, empty + 1))
     bm25 = bm25s.BM25(k1=K1, b=B)
     bm25.scores = {"data": matrix.data, "indices": matrix.indices, "indptr": matrix.indptr, "num_docs": n}
     bm25.vocab_dict = {**columns, "": empty}

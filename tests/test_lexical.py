@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import shutil
 
+import numpy as np
 import pytest
 
 import rag.lexical
@@ -199,3 +200,14 @@ def test_a_table_of_token_strings_from_an_earlier_version_is_converted_without_t
         tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert tables == {"terms", "vocab"}
     assert _results(HybridRetriever(settings, fake_embedder)) == expected
+
+
+def test_the_best_scores_are_found_among_the_non_zero_ones_best_first_ties_by_id():
+    from rag.retrieval import top_scores
+
+    scores = np.zeros(100_000, dtype=np.float32)
+    scores[[7, 70, 700, 7000, 70_000]] = [0.5, 2.0, 0.5, 1.0, 3.0]
+    ids = [f"c{i:06d}" for i in range(len(scores))]
+    assert top_scores(scores, 4, ids) == [("c070000", 3.0), ("c000070", 2.0), ("c007000", 1.0), ("c000007", 0.5)]
+    assert [i for i, _ in top_scores(scores, 10, ids)] == ["c070000", "c000070", "c007000", "c000007", "c000700"]
+    assert top_scores(np.zeros(5), 3, ids[:5]) == [] and top_scores(scores, 0, ids) == []
