@@ -44,7 +44,7 @@ class Example:
 
 def examples(part: str) -> list[Example]:
     """Every answerable question of the articles in ``part`` whose answer lies inside one sentence."""
-    from bench.questions import _answer_offset
+    from bench.questions import answer_offset
     from rag.text import sentence_spans
 
     found = []
@@ -57,7 +57,7 @@ def examples(part: str) -> list[Example]:
                 spans = sentence_spans(context)
                 for qa in paragraph["qas"]:
                     answer = (qa.get("answers") or [{}])[0]
-                    at = _answer_offset(context, answer)
+                    at = answer_offset(context, answer)
                     inside = [i for i, (s, e) in enumerate(spans) if at is not None and s <= at < e]
                     if inside and len(spans) > 1:
                         found.append(Example(qa["question"], [context[s:e] for s, e in spans], inside[0]))

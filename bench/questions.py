@@ -62,7 +62,7 @@ def load_questions(
             files.append(target)
             for qa in paragraph["qas"]:
                 answers = [a["text"] for a in qa.get("answers", []) if a.get("text")]
-                offsets = [_answer_offset(paragraph["context"], a) for a in qa.get("answers", [])]
+                offsets = [answer_offset(paragraph["context"], a) for a in qa.get("answers", [])]
                 questions.append(
                     Question(
                         id=qa["id"],
@@ -96,7 +96,7 @@ def _load_jsonl(path: Path) -> list[Question]:
     return questions
 
 
-def _answer_offset(context: str, answer: dict) -> int | None:
+def answer_offset(context: str, answer: dict) -> int | None:
     """Where a human answer stands in its passage: its ``answer_start`` when the text is there,
     else the nearest place the text occurs (a few offsets are off by some characters), else None."""
     text, start = answer.get("text") or "", int(answer.get("answer_start", -1))
