@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from rag.text import has_cjk, has_words
+from rag.text import has_cjk, has_words, without_markup
 
 MAX_QUESTION_CHARS = 500
 
@@ -92,7 +92,7 @@ class Question:
         turns = tuple((str(q), str(a)) for q, a in (history or ()))
         if not text:
             return cls(text, refusal="请输入一个问题。Please type a question.", history=turns)
-        if not has_words(text):
+        if not has_words(without_markup(text)):  # "<script>alert(1)</script>" is code, not words
             reply = cls(text).reply(
                 "这不像一个问题：请用文字提问，例如“市住建局取消了哪些纸质材料？”",
                 "That does not look like a question: please ask in words.",

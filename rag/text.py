@@ -40,6 +40,15 @@ def has_words(text: str) -> bool:
     return bool(_WORD.search(text))
 
 
+_CODE = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.I | re.S)
+_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
+
+
+def without_markup(text: str) -> str:
+    """``text`` with HTML tags, and the code of script and style elements, taken out."""
+    return _TAG.sub(" ", _CODE.sub(" ", text))
+
+
 @lru_cache(maxsize=1)
 def _jieba():
     import jieba

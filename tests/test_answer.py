@@ -31,13 +31,19 @@ def assert_citations_verbatim(answer, settings):
 
 @pytest.mark.parametrize(
     "question",
-    ["", "   ", "\n\t", "？？？！！", "😀😀", "……", None],
+    ["", "   ", "\n\t", "？？？！！", "😀😀", "……", None, "<script>alert(1)</script>", "<b></b><br/>"],
 )
 def test_nothing_to_ask_gets_a_helpful_reply(assistant, question):
     assert Question.parse(question).refusal
     answer = assistant.ask(question)
     assert not answer.found and answer.text == Question.parse(question).refusal
     assert "Traceback" not in answer.text
+
+
+def test_words_beside_markup_are_still_asked():
+    assert not Question.parse("<script>alert(1)</script> 纸质材料").refusal
+    assert not Question.parse("住建局<b>取消</b>了什么？").refusal
+    assert not Question.parse("a < b and c > d?").refusal  # not a tag
 
 
 def test_long_questions_are_cut_with_a_notice(assistant):

@@ -63,3 +63,25 @@ def test_threshold_keeps_its_promise_on_the_calibrate_part_and_is_checked_on_tes
     assert calibrate["false_refusal"] <= 0.03
     assert test["top_sentence_right"] > 0.9 and test["refused_held_out"] > 0.8 and test["false_refusal"] < 0.1
     assert 0 < trees.threshold < 1 and trees.platt[0] > 0
+
+
+def test_the_threshold_also_keeps_its_promise_for_questions_worded_unlike_their_answer():
+    rows = made_up_rows()
+    rng = np.random.default_rng(1)
+    reworded = rng.random(len(rows["parts"])) < 0.3  # their answer shares fewer words and is less alike
+    for q in np.flatnonzero(reworded & rows["answerable"]):
+        first = np.flatnonzero(rows["groups"] == q)[0]
+        rows["features"][first, FEATURES.index("coverage")] -= 0.4
+        rows["features"][first, FEATURES.index("lift")] -= 0.06
+    data = scorer.augment(rows)
+    plain = scorer.fit_and_calibrate(data, 0, seed=0, false_refusal=0.03)
+    careful = scorer.fit_and_calibrate(data, 0, seed=0, false_refusal=0.03, unlike=0.2)
+    unlike = scorer.worded_unlike(data, "calibrate", 0.2)
+    coverage = scorer.answer_coverage(data, "calibrate")
+    assert unlike.sum() >= 10 and np.nanmax(coverage[unlike]) < np.nanmin(coverage[~np.isnan(coverage) & ~unlike])
+    best, _, answerable = scorer.best_per_question(data, plain.probabilities(data["features"]), "calibrate")
+    assert np.mean(best[unlike & answerable] < plain.threshold) > 0.03  # what the plain threshold does to them
+    best, _, answerable = scorer.best_per_question(data, careful.probabilities(data["features"]), "calibrate")
+    assert careful.threshold < plain.threshold
+    assert np.mean(best[unlike & answerable] < careful.threshold) <= 0.03
+    assert np.mean(best[answerable] < careful.threshold) <= 0.03
