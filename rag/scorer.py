@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from rag.features import FEATURES, Sentence, rows
 from rag.question import Question
 from rag.terms import Weights
 from rag.text import sentence_spans
-from rag.types import Answer, Hit
+from rag.types import Answer, Hit, cite
 
 MODEL_FILE = Path(__file__).parent / "data" / "answer_scorer.json"
 # Further sentences join the best one only when they are themselves more likely than not
@@ -33,6 +33,7 @@ GATHER = 0.5
 NEARLY_AS_GOOD = 0.9
 MAX_LIST = 4
 MAX_ARTICLES = 5
+CLOSEST = 2  # sentences shown with a refusal, marked as not an answer
 
 
 @dataclass
@@ -234,7 +235,8 @@ class ScoredAnswerer(Answerer):
             if in_context and (not scored or in_context[0].probability > scored[0].probability):
                 scored = in_context
         if not scored or scored[0].probability < threshold:
-            return self.not_found(question, hits)
+            closest = [cite(n, s.hit, s.start, s.end, s.probability) for n, s in enumerate(scored[:CLOSEST], 1)]
+            return replace(self.not_found(question, hits), closest=closest)
         chosen = self.choose(question, scored, threshold)
         subjects_elsewhere = any(s.features[FEATURES.index("subject_in_chunk")] < 1 for s in chosen)
         return compose(question, chosen, [s.probability for s in chosen], hits, attribute=subjects_elsewhere)

@@ -247,7 +247,11 @@ def cite(n: int, hit: Hit, start: int, end: int, score: float) -> Citation:
 
 @dataclass(frozen=True)
 class Answer:
-    """An answer with its citations; ``found`` is False when the collection holds no answer."""
+    """An answer with its citations; ``found`` is False when the collection holds no answer.
+
+    ``closest``: on a refusal, the sentences that came nearest to answering, most likely first,
+    each with its probability as ``score`` -- shown as "not an answer", for a person to judge.
+    """
 
     question: str
     text: str
@@ -256,3 +260,4 @@ class Answer:
     hits: list[Hit] = field(default_factory=list)
     notice: str = ""
     mode: str = "extractive"
+    closest: list[Citation] = field(default_factory=list)

@@ -118,6 +118,27 @@ def test_every_citation_is_verbatim(results, assistant):
     assert cited >= 33
 
 
+def test_a_refusal_shows_the_closest_sentences_and_for_reworded_questions_often_the_evidence(results, assistant):
+    documents = DocumentStore(assistant.settings)
+    shown, with_evidence = 0, []
+    for q, _, answer in results:
+        if answer.found:
+            assert answer.closest == []
+            continue
+        assert len(answer.closest) <= 2 and [c.score for c in answer.closest] == sorted(
+            (c.score for c in answer.closest), reverse=True
+        )
+        for c in answer.closest:
+            assert documents.load(c.doc_hash).text[c.start : c.end] == c.quote and c.title and c.paragraph
+            shown += 1
+        if q["evidence"] and any(e in c.quote or c.quote in e for c in answer.closest for e in q["evidence"]):
+            with_evidence.append(q["id"])
+    print(
+        f"closest sentences shown: {shown}; refused answerable questions with their evidence among them: {with_evidence}"
+    )
+    assert shown >= 10 and len(with_evidence) >= 4  # today: d26, d31, d35, d37 (first), of 7 refused
+
+
 def test_public_api(assistant, monkeypatch):
     import rag
 

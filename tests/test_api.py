@@ -43,6 +43,8 @@ class FakeAssistant:
             raise UnknownFilterError(f"no interviewee in the collection matches {interviewees[0]!r}")
         self.asked.append((question, history, sources, interviewees))
         time.sleep(self.delay)
+        if question.startswith("没有"):
+            return Answer(question, "资料中没有找到这个问题的答案。", False, closest=_answer(question).citations)
         return _answer(question)
 
 
@@ -63,6 +65,15 @@ def test_answers_as_json_and_markdown(client):
     assert data["found"] and data["text"] == f"{QUOTE}[1]"
     assert data["citations"][0]["quote"] == QUOTE and data["citations"][0]["source"] == "a.txt"
     assert data["markdown"].endswith("[1] 《访谈标题》，局长xxx，第2段。")
+
+
+def test_a_refusal_carries_the_closest_sentences_apart_from_citations(client):
+    http, _ = client
+    data = http.post("/v1/answers", json={"question": "没有的事？"}).json()
+    assert not data["found"] and data["citations"] == [] and data["text"].startswith("资料中没有找到")
+    assert data["closest"][0]["quote"] == QUOTE and data["closest"][0]["source"] == "a.txt"
+    answered = http.post("/v1/answers", json={"question": "纸质材料？"}).json()
+    assert answered["closest"] == []
 
 
 def test_errors_are_json_with_one_message(client):

@@ -100,6 +100,18 @@ def test_below_the_threshold_the_collection_does_not_say():
     assert not answer.found and answer.citations == [] and "没有找到" in answer.text
 
 
+def test_a_refusal_shows_the_closest_sentences_best_first_verbatim_with_their_probability():
+    scores = {"纸质": 0.2, "信用": 0.1, "审批": 0.05}
+    answer = _answerer(scores, threshold=0.3).answer(Question.parse("住建局取消了什么材料？"), [_hit()])
+    assert not answer.found and answer.citations == []
+    assert [c.quote for c in answer.closest] == ["市住建局取消纸质申报材料。", "我们还建立了信用监管制度。"]
+    assert [c.score for c in answer.closest] == [0.2, 0.1] and [c.n for c in answer.closest] == [1, 2]
+    assert all(TEXT[c.start : c.end] == c.quote and c.interviewee == "市住建局局长" for c in answer.closest)
+    assert [c.paragraph for c in answer.closest] == [2, 3]
+    found = _answerer({"纸质": 0.9}).answer(Question.parse("住建局取消了什么材料？"), [_hit()])
+    assert found.found and found.closest == []
+
+
 def test_a_subject_found_nowhere_in_the_source_is_attributed():
     answer = _answerer({"审批": 0.9}).answer(Question.parse("锦州开发区的审批时效提升了多少？"), [_hit()])
     assert answer.text.startswith("《住建局访谈》（市住建局局长）：")

@@ -81,6 +81,15 @@ def test_not_found_panel_shows_closest_passages_marked_as_such():
     assert "没有找到答案" in panel and "并非答案" in panel and "审批时限" in panel
 
 
+def test_not_found_panel_shows_the_closest_sentences_marked_in_their_paragraph():
+    closest = _answer().citations
+    answer = Answer("纸质材料？", "资料中没有找到这个问题的答案。", False, [], [], closest=closest)
+    panel = sources_html(answer, FakeDocuments())
+    assert "没有找到答案" in panel and "最接近的句子（并非答案）" in panel and "最接近的段落" not in panel
+    assert 'class="src-card src-near"' in panel and "<h4>(1) 《访谈标题》 · 局长xxx</h4>" in panel
+    assert "<mark>我们取消了纸质材料。</mark>" in panel and "[1]" not in panel
+
+
 def test_answers_are_escaped():
     answer = Answer("q", "<script>alert(1)</script>[1]", True, _answer().citations)
     assert "<script>" not in answer_html(answer)
@@ -223,6 +232,15 @@ def test_terminal_output_shows_escape_sequences_as_codes():
     text = format_answer(_answer_quoting(quote))
     assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
     assert "\\x1b]0;pwned\\x07\\x1b[2J<U+202E>完" in text
+
+
+def test_terminal_output_of_a_refusal_marks_the_closest_sentences_as_not_an_answer():
+    from ui.cli import format_answer
+
+    answer = Answer("q", "资料中没有找到这个问题的答案。", False, closest=_answer().citations)
+    lines = format_answer(answer).splitlines()
+    assert lines[:2] == ["资料中没有找到这个问题的答案。", "最接近的句子（并非答案）Closest sentences, not an answer:"]
+    assert lines[2].startswith("(1) 《访谈标题》 · 局长xxx · a.txt 第2段") and lines[3] == "    “我们取消了纸质材料。”"
 
 
 def test_version_and_python_dash_m_rag():

@@ -137,6 +137,7 @@ def create_api(assistant, collection, *, loopback: bool, keys: tuple[str, ...] =
             "notice": answer.notice,
             "mode": answer.mode,
             "citations": [shown(asdict(c)) for c in answer.citations],
+            "closest": [shown(asdict(c)) for c in answer.closest],  # on a refusal: nearest sentences, not an answer
         }
         if markdown:
             data["markdown"] = with_references(answer, markdown=True)

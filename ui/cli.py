@@ -78,9 +78,11 @@ def format_answer(answer) -> str:
     lines = [answer.text]
     if answer.notice:
         lines.insert(0, f"({answer.notice})")
-    for c in answer.citations:
+    if answer.closest:
+        lines.append("最接近的句子（并非答案）Closest sentences, not an answer:")
+    for mark, c in [(f"[{c.n}]", c) for c in answer.citations] + [(f"({c.n})", c) for c in answer.closest]:
         who = f" · {c.interviewee}" if c.interviewee else ""
-        lines.append(f"[{c.n}] 《{c.title}》{who} · {Path(c.source).name} 第{c.paragraph}段 (chars {c.start}-{c.end})")
+        lines.append(f"{mark} 《{c.title}》{who} · {Path(c.source).name} 第{c.paragraph}段 (chars {c.start}-{c.end})")
         lines.append(f"    “{c.quote}”")
     return "\n".join(visible(line) for line in lines)
 

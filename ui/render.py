@@ -72,14 +72,16 @@ def _highlight(text: str, start: int, end: int, anchor: str = "") -> str:
     return f"{_escape(text[:start])}<mark{attr}>{_escape(text[start:end])}</mark>{_escape(text[end:])}"
 
 
-def citation_card(c: Citation, passage: str, passage_start: int, article_html: str) -> str:
-    """One source card: title, interviewee, paragraph, the passage with the quote marked, the article."""
+def citation_card(c: Citation, passage: str, passage_start: int, article_html: str, near: bool = False) -> str:
+    """One source card: title, interviewee, paragraph, the passage with the quote marked, the article.
+    ``near``: a sentence that came close on a refusal, numbered (n) rather than cited [n]."""
     who = f" · {_escape(c.interviewee)}" if c.interviewee else ""
     meta = f"{_escape(Path(c.source).name)} · 第{c.paragraph}段 · 字符 {c.start}–{c.end}"
     passage_html = _highlight(passage, c.start - passage_start, c.end - passage_start)
+    kind, label = ("src-card src-near", f"({c.n})") if near else ("src-card", f"[{c.n}]")
     return (
-        f'<div class="src-card" id="cite-{c.n}">'
-        f"<h4>[{c.n}] 《{_escape(c.title)}》{who}</h4>"
+        f'<div class="{kind}" id="cite-{c.n}">'
+        f"<h4>{label} 《{_escape(c.title)}》{who}</h4>"
         f'<div class="src-meta">{meta}</div>'
         f'<div class="src-passage">{passage_html}</div>'
         f"<details><summary>在文章中查看 · show in article</summary>"
@@ -108,28 +110,37 @@ def _closeness(hit) -> str:
 
 
 def sources_html(answer: Answer, documents) -> str:
-    """The source panel for ``answer``; ``documents`` is the index's DocumentStore."""
-    if not answer.found:
-        near = "".join(
-            f'<div class="src-card src-near"><h4>《{_escape(h.title)}》</h4>'
-            f'<div class="src-meta">{_escape(Path(h.source).name)} · 第{h.chunk.para_start}段 · {_closeness(h)}</div>'
-            f'<div class="src-passage">{_escape(h.text)}</div></div>'
-            for h in answer.hits[:3]
-        )
-        head = '<div class="src-none">资料中没有找到答案。The collection does not contain an answer.</div>'
-        if near:
-            head += "<p><b>最接近的段落（并非答案）· Closest passages, not an answer:</b></p>"
-        return head + near
+    """The source panel for ``answer``; ``documents`` is the index's DocumentStore.  On a
+    refusal: the sentences that came closest, else the closest passages, marked as not an answer."""
+    if answer.found:
+        return _cards(answer.citations, documents) or '<div class="src-meta">没有引文。</div>'
+    head = '<div class="src-none">资料中没有找到答案。The collection does not contain an answer.</div>'
+    if answer.closest:
+        head += "<p><b>最接近的句子（并非答案）· Closest sentences, not an answer:</b></p>"
+        return head + _cards(answer.closest, documents, near=True)
+    near = "".join(
+        f'<div class="src-card src-near"><h4>《{_escape(h.title)}》</h4>'
+        f'<div class="src-meta">{_escape(Path(h.source).name)} · 第{h.chunk.para_start}段 · {_closeness(h)}</div>'
+        f'<div class="src-passage">{_escape(h.text)}</div></div>'
+        for h in answer.hits[:3]
+    )
+    if near:
+        head += "<p><b>最接近的段落（并非答案）· Closest passages, not an answer:</b></p>"
+    return head + near
+
+
+def _cards(citations, documents, near: bool = False) -> str:
+    """A card for each citation: its quote marked in its paragraph, its article behind a fold."""
     cards = []
-    for c in answer.citations:
+    for c in citations:
         try:
             doc = documents.load(c.doc_hash)
         except Exception:  # the document was removed since: show the quote alone
-            cards.append(citation_card(c, c.quote, c.start, _escape(c.quote)))
+            cards.append(citation_card(c, c.quote, c.start, _escape(c.quote), near))
             continue
         article = doc.articles[c.article - 1] if 0 < c.article <= len(doc.articles) else None
         paragraphs = article.paragraphs if article else ()
         paragraph = next((p for p in paragraphs if p.number == c.paragraph), None)
         p_start, p_end = (paragraph.start, paragraph.end) if paragraph else (c.start, c.end)
-        cards.append(citation_card(c, doc.text[p_start:p_end], p_start, article_html(doc.text, paragraphs, c)))
-    return "".join(cards) or '<div class="src-meta">没有引文。</div>'
+        cards.append(citation_card(c, doc.text[p_start:p_end], p_start, article_html(doc.text, paragraphs, c), near))
+    return "".join(cards)
