@@ -117,7 +117,7 @@ def seed_figures(cross: Cross) -> dict:
     sentences = [text[s:e] for s, e in sentence_spans(text)]
     ranks, evidence_scores, unanswerable_best = {}, {}, []
     for q in load_seed_questions():
-        if q.get("history") or q.get("type") == "aggregation":
+        if q.get("history"):
             continue
         scores = cross.scores(q["question"], sentences)
         if q.get("type") == "unanswerable":
