@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.finetune import Example, examples, summary
+from bench.finetune import Example, bundled_sentences, evidence_of, examples, summary
 
 
 def pairs_of(chosen: list[Example], negatives: int, seed: int) -> list[tuple[str, str, float]]:
@@ -109,12 +109,9 @@ def passage_ranks(cross: Cross, chosen: list[Example]) -> np.ndarray:
 
 def seed_figures(cross: Cross) -> dict:
     """Seed dev questions on the bundled collection: evidence ranks and the scores a refusal would rest on."""
-    from ingest.pipeline import BUNDLED_COLLECTION
-    from rag.text import sentence_spans
     from tests.conftest import load_seed_questions
 
-    text = BUNDLED_COLLECTION.read_text(encoding="utf-8")
-    sentences = [text[s:e] for s, e in sentence_spans(text)]
+    sentences = bundled_sentences()
     ranks, evidence_scores, unanswerable_best = {}, {}, []
     for q in load_seed_questions():
         if q.get("history"):
@@ -123,7 +120,7 @@ def seed_figures(cross: Cross) -> dict:
         if q.get("type") == "unanswerable":
             unanswerable_best.append(float(scores.max()))
             continue
-        evidence = [i for i, s in enumerate(sentences) if q.get("evidence") and q["evidence"][0] in s]
+        evidence = evidence_of(q, sentences)
         if evidence:
             best = scores[evidence].max()
             ranks.setdefault(q["type"], []).append(int((scores > best).sum()))

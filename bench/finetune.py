@@ -76,18 +76,29 @@ def ranks(model, chosen: list[Example], batch_size: int = 32) -> np.ndarray:
     return np.asarray(out)
 
 
-def seed_ranks(model) -> list[int]:
-    """Rank of each seed question's first evidence sentence among all sentences of the bundled collection."""
+def bundled_sentences() -> list[str]:
+    """Every sentence of the bundled collection, in order."""
     from ingest.pipeline import BUNDLED_COLLECTION
     from rag.text import sentence_spans
-    from tests.conftest import load_seed_questions
 
     text = BUNDLED_COLLECTION.read_text(encoding="utf-8")
-    sentences = [text[s:e] for s, e in sentence_spans(text)]
+    return [text[s:e] for s, e in sentence_spans(text)]
+
+
+def evidence_of(question: dict, sentences: list[str]) -> list[int]:
+    """The indices of the sentences holding a seed question's first evidence passage."""
+    return [i for i, s in enumerate(sentences) if question.get("evidence") and question["evidence"][0] in s]
+
+
+def seed_ranks(model) -> list[int]:
+    """Rank of each seed question's first evidence sentence among all sentences of the bundled collection."""
+    from tests.conftest import load_seed_questions
+
+    sentences = bundled_sentences()
     vectors = model.encode([f"passage: {s}" for s in sentences], batch_size=32)
     out = []
     for q in load_seed_questions():
-        evidence = [i for i, s in enumerate(sentences) if q.get("evidence") and q["evidence"][0] in s]
+        evidence = evidence_of(q, sentences)
         if q.get("type") == "unanswerable" or not evidence or q.get("history"):
             continue
         scores = vectors @ model.encode(f"query: {q['question']}")
