@@ -7,7 +7,8 @@ from rag.config import Settings
 from rag.embeddings import SentenceSimilarity, load_embedder
 from rag.errors import IndexMissingError, LLMUnavailable, UnknownFilterError
 from rag.extractive import ExtractiveAnswerer
-from rag.question import History, Question
+from rag.passages import MoreAnswerer, PassageAnswerer, Reader, SummaryAnswerer, WhoSaidAnswerer, actors
+from rag.question import FACTOID, MORE, OPEN, SUMMARY, WHO, History, Question
 from rag.retrieval import HybridRetriever
 from rag.scorer import ScoredAnswerer
 from rag.store import DocumentStore, cached_embedder
@@ -15,13 +16,21 @@ from rag.types import Answer, Hit, Scope
 
 # A question across interviews needs chunks from several of them.
 ACROSS_TOP_K = 10
+# Chunks read for a broad question: an open one reads its best passages; a who-said question or
+# a summary every article of the scope (all of the bundled collection's 38 chunks).
+OPEN_TOP_K = 8
+ARTICLES_TOP_K = 40
 
 
 class Assistant:
     """Answers questions about the collection under ``settings.home``."""
 
-    def __init__(self, settings: Settings | None = None, embedder=None, llm: Answerer | None = None) -> None:
+    def __init__(
+        self, settings: Settings | None = None, embedder=None, llm: Answerer | None = None, kinds: bool = True
+    ) -> None:
+        """``kinds=False`` reads every question as a factoid: the single policy, kept for comparison."""
         self.settings = settings or Settings.from_env()
+        self.kinds = kinds
         self.embedder = embedder or load_embedder(self.settings)
         self.retriever = HybridRetriever(self.settings, self.embedder)
         # Sentence vectors (cross-lingual questions) are kept on disk between questions.
@@ -30,6 +39,9 @@ class Assistant:
         self.rules = ExtractiveAnswerer(self.retriever.term_weights, similarity)
         self.scorer = ScoredAnswerer(self.retriever.term_weights, similarity, self.retriever.background)
         self.extractive = self.scorer if self.settings.answerer == "learned" else self.rules
+        reader = Reader(self.retriever.article, self.retriever.term_weights, similarity, self.retriever.background)
+        broad = {OPEN: PassageAnswerer(reader), WHO: WhoSaidAnswerer(reader), SUMMARY: SummaryAnswerer(reader)}
+        self.answerers: dict[str, Answerer] = {FACTOID: self.extractive, **broad, MORE: MoreAnswerer(broad)}
         self.documents = DocumentStore(self.settings)
         self._llm = llm
 
@@ -93,9 +105,34 @@ class Assistant:
     def _retrieve(self, question: Question, k: int, scope: Scope = Scope()) -> list[Hit]:
         if self.is_empty():
             raise IndexMissingError(f"the index under {self.settings.home} is empty; run: rag ingest")
+        kind = self.kind_of(question)
+        if kind == MORE and question.asked_before is not None:
+            return self._retrieve(question.asked_before, k, scope)  # the same passages as the question it follows
         # A follow-up stays near the articles the previous turn was about.
         near = " ".join(question.previous) if question.follow_up else None
-        return self.retriever.retrieve(question.search_text, k=k, near=near, scope=scope)
+        if kind == FACTOID:
+            return self.retriever.retrieve(question.search_text, k=k, near=near, scope=scope)
+        k = max(k, ARTICLES_TOP_K if kind in (WHO, SUMMARY) else OPEN_TOP_K)
+        scope, articles = self._actors_scope(question, scope)
+        hits = self.retriever.retrieve(question.search_text, k=k * (3 if articles else 1), near=near, scope=scope)
+        if articles:
+            hits = [h for h in hits if (h.source, h.chunk.article) in articles] or hits
+        return hits[:k]
+
+    def _actors_scope(self, question: Question, scope: Scope) -> tuple[Scope, set[tuple[str, int]]]:
+        """The scope narrowed to the articles of the organisations and people the question names
+        ("住建局怎么……": the housing bureau's interview); unchanged when it names none the collection holds."""
+        found = [self.retriever.containing(name, scope) for name in actors(question.search_text)]
+        found = [f for f in found if f]
+        if not found:
+            return scope, set()
+        both = set.intersection(*map(set, found))
+        articles = both or set.union(*map(set, found))
+        people = {person for _, _, person in articles}
+        if all(people) and len(people) <= 8:
+            narrowed = tuple(p for p in people if not scope.interviewees or p in scope.interviewees)
+            scope = Scope(scope.sources, narrowed or scope.interviewees)
+        return scope, {(source, article) for source, article, _ in articles}
 
     def ask_stream(
         self, question: str, history: History | None = None, top_k: int | None = None, sources=None, interviewees=None
@@ -140,8 +177,15 @@ class Assistant:
                         f"The LLM server is unavailable ({_cause_name(e)}); quoting the sources instead.",
                     )
                 )
-        answer = yield from self.extractive.stream(question, hits)
+        answer = yield from self.answerer_for(question).stream(question, hits)
         return with_notice(answer, notice)
+
+    def answerer_for(self, question: Question) -> Answerer:
+        """The extractive answerer for the question's kind: the one place the kind chooses one."""
+        return self.answerers[self.kind_of(question)]
+
+    def kind_of(self, question: Question) -> str:
+        return question.kind if self.kinds else FACTOID
 
 
 def _matching(names, known: set[str], matches, kind: str) -> tuple[str, ...]:

@@ -69,6 +69,72 @@ ANSWER_TYPES = (
 )
 
 
+# What a question asks for, read once (``Question.kind``): each kind has an answerer of its own
+# (``rag.assistant.Assistant.answerer_for``).
+FACTOID, OPEN, MORE, WHO, SUMMARY = "factoid", "open", "more", "who", "summary"
+KINDS = (FACTOID, OPEN, MORE, WHO, SUMMARY)
+
+# "还有呢？", "还有其他措施吗？", "别的呢", "再说说", "anything else?": more of the previous answer.
+_MORE = re.compile(
+    r"^(?:那|那么|好的?[，,]?)?(?:还有(?:呢|吗|没有|什么|哪些|其他|其它|别的|更多)?|别的|其他|其它|另外|再|继续|更多)"
+    r"|^(?:what|anything|something|tell me|go on|and|any)\b.*\b(?:else|more|other|others|on)\b|^more\b|^continue\b",
+    re.I,
+)
+# What is left of a "more" question once its own words are taken out must be nothing of substance.
+_MORE_WORDS = re.compile(
+    r"那么|那|好的|好|还有|没有|什么|哪些|其他|其它|别的|更多|另外|再|继续|说说|讲讲|谈谈|介绍|一下|"
+    r"措施|举措|做法|内容|方面|情况|办法|吗|呢|吧|啊|的|了|"
+    r"what|anything|something|else|more|other|others|tell|me|go|on|and|any|about|is|are|there|continue|please",
+    re.I,
+)
+# "哪些受访者提到了…", "哪几篇访谈…", "…分别/各自…", "谁谈到了…": which interviews say something.
+_WHO = re.compile(
+    r"(?:哪些|哪几|哪个|哪位|哪篇|几位|几篇|谁)[^，,。？?]{0,6}?(?:受访者|受访人|领导|访谈|文章|采访|部门|单位|人|篇|位)"
+    r"[^，,。？?]{0,6}?(?:提到|谈到|说到|讲到|谈及|提及|涉及|关注|强调|说过|讲过|谈过|提过|都)"
+    r"|谁(?:提到|谈到|说到|讲到|谈及|提及|强调)|分别|各自|都(?:提到|谈到|说到|讲到)"
+    r"|\bwhich (?:interviewees?|officials?|interviews?|articles?|people|leaders?)\b|\bwho (?:mentioned|talked|spoke|discussed|said)\b",
+    re.I,
+)
+# "主要讲了什么", "概括", "哪几个方面", "请介绍一下这几篇访谈": an article's main points.
+_SUMMARY = re.compile(
+    r"主要(?:讲|说|谈|内容|观点|意思)|讲了(?:什么|些什么|哪些|哪几)|说了(?:什么|些什么|哪些)|谈了(?:什么|些什么|哪些|哪几)"
+    r"|概括|总结|概述|归纳|大意|要点|核心观点|哪几个方面|几个方面|"
+    r"介绍(?:一下)?(?:这|该|那|每|各)?(?:几|些|一)?(?:篇|份)?(?:访谈|文章|采访|材料)"
+    r"|\bsummar|\bmain points?\b|\bkey points?\b|\bwhat (?:is|was) (?:the|this|that) (?:interview|article)\b.*\babout\b",
+    re.I,
+)
+# Several articles at once: "这几篇访谈", "各篇", "所有".
+_EVERY_ARTICLE = re.compile(r"这几|这些|几篇|各篇|每篇|每一篇|所有|全部|各位|\b(?:these|all|each)\b", re.I)
+# "怎么做的", "如何推进", "有哪些举措", "做了什么", "谈谈…": a broad question, answered with a passage.
+_OPEN = re.compile(
+    r"(?:怎么|怎样|如何|怎么样)(?!的|样的)(?![^，,。？?]{0,3}(?:多少|几))"
+    r"|(?:哪些|什么|哪几项|几项)[^，,。？?“”]{0,8}?"
+    r"(?:举措|措施|做法|办法|成效|成果|经验|亮点|改革|目标|打算|工作|政策|思路|安排|部署|行动|创新|尝试|变化|考虑)"
+    r"|做了(?:什么|哪些|些什么)|干了(?:什么|哪些)|(?:谈谈|说说|讲讲|聊聊|介绍)(?!一下(?:这|该|那|每|各))|看待|打算|怎么看"
+    r"|^how (?:did|does|do|has|have|is|are|was|were|will|can|could|should)\b(?!.*\b(?:many|much)\b)"
+    r"|\bwhat (?:has|have|did|does|do|will)\b.*\b(?:done|do|doing)\b|\bwhat (?:measures|steps|actions|reforms|policies)\b"
+    r"|^(?:describe|explain|tell me about)\b",
+    re.I,
+)
+
+
+# A follow-up that asks for a fact of its own ("他毕业于哪所大学？") keeps the factoid kind.
+_ASKS_A_FACT = re.compile(r"什么|哪|几|多少|谁|是否|是不是|吗|\b(?:what|which|who|when|where|how many|how much)\b", re.I)
+
+
+def kind_of(text: str, has_history: bool = False) -> str:
+    """What ``text`` asks for: one of ``KINDS`` (a "more" question only with a conversation before it)."""
+    if _MORE.search(text) and not _MORE_WORDS.sub("", re.sub(r"[\s\W\d_]+", "", text)):
+        return MORE
+    if _SUMMARY.search(text):
+        return SUMMARY
+    if _WHO.search(text):
+        return WHO
+    if _OPEN.search(text):
+        return OPEN
+    return FACTOID
+
+
 def clean(raw) -> str:
     """The question without control characters and with runs of white space made one space."""
     text = "" if raw is None else str(raw)
@@ -158,6 +224,39 @@ class Question:
         return Question(self.search_text)
 
     # -- what it asks for -------------------------------------------------------------------
+
+    @cached_property
+    def kind(self) -> str:
+        """``factoid``, ``open``, ``more``, ``who`` or ``summary`` (see ``kind_of``)."""
+        if self.refusal:
+            return FACTOID
+        own = kind_of(self.text)
+        if own == MORE and not self.history:
+            return FACTOID  # nothing to say more of: answered (refused) as it stands
+        if own == FACTOID and self.follow_up and not _ASKS_A_FACT.search(self.text):
+            # "那监管方面呢？", "在他们那里呢？": the previous question's kind, about a new topic.
+            earlier = kind_of(clean(self.previous[0]))
+            return earlier if earlier in (OPEN, WHO) else own
+        return own
+
+    @cached_property
+    def every_article(self) -> bool:
+        """Whether a summary is asked of several articles at once ("请介绍一下这几篇访谈")."""
+        return bool(_EVERY_ARTICLE.search(self.text))
+
+    @property
+    def asked_before(self) -> Question | None:
+        """For a "more" question, the latest earlier question that was not one: what to say more of."""
+        for n in range(len(self.history) - 1, -1, -1):
+            earlier = self.history[n][0]
+            if kind_of(clean(earlier)) != MORE:
+                return Question(clean(earlier)[:MAX_QUESTION_CHARS], history=self.history[:n])
+        return None
+
+    @property
+    def said_before(self) -> str:
+        """Every earlier answer of the conversation, as one text (what a "more" answer must not repeat)."""
+        return "\n".join(answer for _, answer in self.history)
 
     @cached_property
     def wants_list(self) -> bool:

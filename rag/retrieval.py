@@ -19,7 +19,7 @@ from langchain_core.retrievers import BaseRetriever
 from rag import lexical
 from rag.config import Settings
 from rag.lexical import LexicalIndex
-from rag.store import chroma_client, vector_store
+from rag.store import chroma_client, read_all, vector_store
 from rag.terms import Weights, term_coverage, term_weights
 from rag.text import tokenize
 from rag.types import Chunk, Hit, Scope
@@ -38,6 +38,7 @@ COVERAGE_WEIGHT = 0.02
 # ingest by this home changes the stamp at once; one written from elsewhere through a shared
 # Chroma server is noticed by its count, this much later).
 COUNT_SECONDS = 1.0
+ARTICLES_KEPT = 64  # whole articles remembered between questions (a conversation stays on a few)
 
 
 def top_scores(scores: np.ndarray, k: int, ids: list[str]) -> list[tuple[str, float]]:
@@ -69,6 +70,7 @@ class HybridRetriever:
         self._lock = threading.Lock()
         self._count: tuple[str, float, int] | None = None  # (stamp, when, count)
         self._count_lock = threading.Lock()
+        self._articles: dict[tuple, list[Chunk]] = {}  # (stamp, source, article) -> its chunks
         self.dense_weight = DENSE_WEIGHT
         self.lexical_weight = LEXICAL_WEIGHT
         self.coverage_weight = COVERAGE_WEIGHT
@@ -165,6 +167,46 @@ class HybridRetriever:
             return {}
         data = self._collection().get(ids=ids, include=["documents", "metadatas"])
         return {i: Chunk.from_metadata(d, m) for i, d, m in zip(data["ids"], data["documents"], data["metadatas"])}
+
+    def article(self, source: str, article: int) -> list[Chunk]:
+        """Every chunk of one article, in reading order (what a summary or a passage is read from)."""
+        key = (self._marker(), source, article)
+        with self._lock:
+            cached = self._articles.get(key)
+        if cached is None:
+            where = {"$and": [{"source": source}, {"article": article}]}
+            data = read_all(self._collection(), ["documents", "metadatas"], where)
+            cached = sorted(
+                (Chunk.from_metadata(d, m) for d, m in zip(data["documents"], data["metadatas"])), key=lambda c: c.start
+            )
+            with self._lock:
+                if len(self._articles) >= ARTICLES_KEPT:
+                    self._articles.pop(next(iter(self._articles)))
+                self._articles[key] = cached
+        return cached
+
+    def articles(self, scope: Scope = Scope(), limit: int = 5000) -> list[tuple[str, int, str, str]] | None:
+        """(source, article, title, interviewee) of every article inside ``scope``, in collection
+        order; None when the scope holds more than ``limit`` chunks (too many to go through)."""
+        if self.count() == 0:
+            return []
+        data = self._collection().get(where=scope.where(), include=["metadatas"], limit=limit + 1)
+        if len(data["ids"]) > limit:
+            return None
+        found = {
+            (m["source"], int(m["article"])): (m.get("title", ""), m.get("interviewee", ""), int(m["start"]))
+            for m in data["metadatas"]
+        }
+        order = sorted(found, key=lambda key: (key[0], key[1]))
+        return [(source, article, *found[(source, article)][:2]) for source, article in order]
+
+    def containing(self, word: str, scope: Scope = Scope(), k: int = 200) -> set[tuple[str, int, str]]:
+        """(source, article, interviewee) of the articles whose chunks hold ``word`` (found through BM25)."""
+        return {
+            (chunk.source, chunk.article, chunk.interviewee)
+            for chunk, _ in self.bm25(word, k, scope)
+            if word in chunk.indexed_text.lower() or word in chunk.interviewee.lower()
+        }
 
     def near(self, text: str, scope: Scope = Scope()) -> dict[tuple[str, int], float]:
         """An extra RRF-like weight for the articles of the three chunks BM25 finds for ``text``."""

@@ -134,6 +134,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
     from tqdm import tqdm
 
+    from bench.conversations import format_conversations, is_conversation_file
     from bench.evaluate import run
     from bench.report import format_report, plot_hit_at_k
 
@@ -144,6 +145,20 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         bar.set_description_str(f"eval: {label}" if label == "questions" else "eval: ingest")
         bar.refresh()
 
+    if is_conversation_file(Path(args.questions)):
+        from bench.conversations import SYSTEMS
+        from bench.conversations import run as run_conversations
+
+        systems = SYSTEMS if not args.no_baselines else SYSTEMS[:1]
+        try:
+            result = run_conversations(Path(args.questions), Path(args.home) if args.home else None, on_progress, systems)
+        finally:
+            bar.close()
+        print(format_conversations(result, args.questions))
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+        return 0
     try:
         result = run(
             Path(args.questions),
@@ -198,7 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser("eval", help="measure retrieval, answers and speed on a question set, beside baselines")
-    p.add_argument("questions", help="JSONL in the project's format, or SQuAD-style JSON (CMRC 2018...)")
+    p.add_argument(
+        "questions", help="JSONL in the project's format, a conversation file (JSONL of turns), or SQuAD-style JSON"
+    )
     p.add_argument("--corpus", nargs="*", default=[], help="files the JSONL questions are about (default: bundled)")
     p.add_argument("--sample", type=int, default=None, help="ask a random sample of this many questions")
     p.add_argument("--seed", type=int, default=0)

@@ -1,0 +1,412 @@
+"""Answers to broad questions, read from whole articles: open, "more", who-said and summary.
+
+"怎么做的？", "有哪些举措？" have no one sentence that is the answer: the answer is the part
+of a passage that carries the topic -- an interview's point ("提高企业服务质量。" and what
+follows it, "一是……" up to "二是") less its heading, the reporter's question and the
+article's framing.  A who-said question asks which articles discuss a topic, decided article
+by article; a summary asks for an article's points: its opening position and its headings.
+
+Every answer quotes sentences of the collection verbatim at their offsets (``compose``),
+and whether a scope holds anything on the topic at all is decided by the calibrated
+relevance model (``rag.relevance``), not by any sentence's answer probability.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from rag.answering import Answerer, Pieces, compose
+from rag.features import tags
+from rag.question import OPEN, Question
+from rag.relevance import Evidence, RelevanceModel
+from rag.terms import Weights, term_coverage
+from rag.text import sentence_spans
+from rag.types import Answer, Chunk, Hit, cite
+
+# A point of an interview opens a paragraph or is numbered inside one ("xxx：一是高位推动，…").
+_POINT = re.compile(
+    r"^(?:[^，,。：:\s]{1,12}[：:])?\s*(?:[一二三四五六七八九十]+是|首先|其次|再次|最后|第[一二三四五六七八九十]+[，,、是]"
+    r"|[一二三四五六七八九十]+[、.．]|\d{1,2}[、.．](?!\d))"
+)
+_SPEAKER = re.compile(r"^[^，,。：:\s]{1,12}[：:]\s*")
+# A reporter's or host's question, however it is labelled.
+_ASKER = re.compile(r"^(?:记者|问|主持人|本报|Q)\s*[：:]", re.I)
+# The article's framing: who spoke to whom, when ("……在接受记者采访时说。", "本报记者专访了……").
+_FRAMING = re.compile(r"记者|采访|专访|访谈|本报|日前|近日")
+HEADING_CHARS = 32  # a point's first sentence this short, with more after it, is its heading
+FRAMING_CHARS = 60  # a framing sentence longer than this also states a position, and is kept
+MAX_OPEN = 5  # sentences of an open answer
+MAX_POINTS = 10  # headings of one article's summary
+MAX_ARTICLES = 8  # articles in a who-said answer or a summary of several
+ON_TOPIC = 0.5  # share of the anchor's topic coverage a further sentence needs, when its point's heading lacks the topic
+# Words that say what kind of answer is wanted ("有哪些举措", "具体目标"), not what it is about.
+KIND_TERMS = frozenset(
+    """
+    举措 措施 做法 办法 成效 成果 经验 亮点 具体 主要 工作 情况 打算 目标 计划 思路 看待 看法 做 干 采取 推出 出台 取得
+    篇 位 几篇 几位 文章 这篇 这几篇 那篇 各篇 每篇 局长 书记 主任 领导 受访者 访谈 采访 讲 谈 说 讲了 谈了 说了 提出 做了
+    方面 几个 哪几个 内容 概括 总结 概述 要点 大意 观点 介绍 一下 请 分别 各自 都 呢 吗 还有 其他 别的 更多
+    """.split()
+)
+
+
+@dataclass(frozen=True)
+class Line:
+    """A sentence of an article, as the passage answerers read it: ``document_text[start:end]``."""
+
+    hit: Hit  # the chunk that holds it (a citation is made from it)
+    start: int
+    end: int
+    text: str
+    paragraph: int
+    point: int  # which point of the article (a paragraph, or a numbered part of one), 0-based
+    opens: bool  # the first sentence of its point
+    asked: bool  # a reporter's question: context, never an answer
+    framing: bool = False  # the article's framing or closing, quoted only in a summary
+    heading: bool = False  # a short first sentence with more after it
+
+
+def read_article(chunks: list[Chunk]) -> list[Line]:
+    """The sentences of an article's chunks, once each and in reading order, with their points."""
+    seen: set[int] = set()
+    raw: list[tuple[Hit, int, int, str, int, int]] = []
+    for chunk in sorted(chunks, key=lambda c: c.start):
+        hit = Hit(chunk, 0.0)
+        for start, end in sentence_spans(chunk.text, chunk.start):
+            if start in seen:
+                continue
+            seen.add(start)
+            opening = max((s for _, s in chunk.paragraphs if s <= start), default=chunk.start)
+            text = chunk.text[start - chunk.start : end - chunk.start]
+            raw.append((hit, start, end, text, chunk.paragraph_at(start), opening))
+    raw.sort(key=lambda r: r[1])
+    lines: list[Line] = []
+    point, paragraph, asked = -1, None, False
+    paragraphs = [r[4] for r in raw]
+    first, last = (min(paragraphs), max(paragraphs)) if paragraphs else (0, 0)
+    for hit, start, end, text, number, opening in raw:
+        new_paragraph = number != paragraph
+        if new_paragraph:
+            asked = bool(_ASKER.match(text))
+            paragraph = number
+        opens = new_paragraph or bool(_POINT.match(text))
+        point += opens
+        body = _SPEAKER.sub("", text) if new_paragraph else text
+        framing = (number == first and not asked and _is_framing(body)) or (number == last and number != first)
+        lines.append(Line(hit, start, end, text, number, point, opens, asked or text.rstrip("”\"」 ").endswith(("？", "?")), framing))
+    # A point's first sentence is its heading when it is short and the point goes on.
+    following = {ln.point for ln in lines if not ln.opens}
+    return [
+        replace(ln, heading=True)
+        if ln.opens and ln.point in following and len(_SPEAKER.sub("", ln.text)) <= HEADING_CHARS and not ln.asked
+        else ln
+        for ln in lines
+    ]
+
+
+def _is_framing(text: str) -> bool:
+    quoted_only = text.startswith(("“", '"', "「")) and text.rstrip("。").endswith(("”", '"', "」"))
+    return quoted_only or (bool(_FRAMING.search(text)) and len(text) <= FRAMING_CHARS)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A line with how much of the topic it carries and its similarity to the question."""
+
+    line: Line
+    coverage: float
+    lift: float
+
+    @property
+    def score(self) -> float:
+        return self.coverage + self.lift
+
+    # what ``compose`` reads
+    @property
+    def hit(self) -> Hit:
+        return self.line.hit
+
+    @property
+    def start(self) -> int:
+        return self.line.start
+
+    @property
+    def end(self) -> int:
+        return self.line.end
+
+    @property
+    def text(self) -> str:
+        return self.line.text
+
+
+class Reader:
+    """What the passage answerers share: the topic of a question, whole articles, scores of lines.
+
+    Args:
+        article: the chunks of one article, by (source, article number), in reading order.
+        term_weights: the weighted terms of a text (IDF from the lexical index).
+        similarity: cosine similarity of a question to each of some sentences (e5, cached).
+        background: a question's mean similarity to the collection.
+        relevance: the calibrated relevance model (``rag.relevance``).
+    """
+
+    def __init__(
+        self,
+        article: Callable[[str, int], list[Chunk]],
+        term_weights: Callable[[str], Weights],
+        similarity: Callable[[str, list[str]], np.ndarray],
+        background: Callable[[str], float],
+        relevance: RelevanceModel | None = None,
+    ) -> None:
+        self._article = article
+        self.term_weights = term_weights
+        self.similarity = similarity
+        self.background = background
+        self._relevance = relevance
+
+    @property
+    def relevance(self) -> RelevanceModel:
+        if self._relevance is None:
+            self._relevance = RelevanceModel.load()
+        return self._relevance
+
+    def lines(self, hit: Hit) -> list[Line]:
+        return read_article(self._article(hit.source, hit.chunk.article))
+
+    def topic(self, question: Question, hits: list[Hit]) -> Weights:
+        """The question's weighted terms less the words of its kind and the subjects its articles
+        name ("住建局" in a question about the housing bureau's interview is the scope, not the topic)."""
+        weights = {t: w for t, w in self.term_weights(question.search_text).items() if t not in KIND_TERMS}
+        places = " ".join(f"{h.chunk.title} {h.chunk.interviewee} {h.text}" for h in hits).lower()
+        for name in actors(question.search_text):
+            if name in places:
+                weights.pop(name, None)
+        return weights
+
+    def relevant(self, question: Question, weights: Weights, hits: list[Hit], background: float) -> bool:
+        """Whether ``hits`` are on the topic of ``weights`` (the calibrated decision)."""
+        evidence = Evidence.of(weights, hits, background)
+        return self.relevance.relevant(evidence, question.cjk)
+
+    def scored(self, question: Question, lines: list[Line], weights: Weights, background: float) -> list[Scored]:
+        """Each line with its topic coverage and its similarity to the question above the background."""
+        if not lines:
+            return []
+        cosines = self.similarity(question.search_text, [ln.text for ln in lines])
+        return [
+            Scored(ln, term_coverage(weights, ln.text.lower()) if weights else 0.0, float(c) - background)
+            for ln, c in zip(lines, cosines)
+        ]
+
+
+class PassageAnswerer(Answerer):
+    """Open questions ("怎么做的？", "有哪些举措？"): the point of a passage that carries the topic."""
+
+    mode = "extractive"
+
+    def __init__(self, reader: Reader) -> None:
+        self.reader = reader
+
+    def stream(self, question: Question, hits: list[Hit]) -> Pieces:
+        answer = self.answer_from(question, hits)
+        yield answer.text
+        return answer
+
+    def answer_from(self, question: Question, hits: list[Hit], skip: str = "") -> Answer:
+        """The answer; sentences in ``skip`` (what was said before) are not quoted again."""
+        if not hits:
+            return self.not_found(question, hits)
+        background = self.reader.background(question.search_text)
+        weights = self.reader.topic(question, hits)
+        if not self.reader.relevant(question, weights, hits[:5], background):
+            return self._closest(question, hits, weights, background)
+        chosen = self.choose(question, hits, weights, background, skip)
+        if not chosen:
+            return self.not_found(question, hits)
+        head = f"{chosen[0].hit.chunk.title} {chosen[0].hit.chunk.interviewee}".lower()
+        says_whose = any(name in head for name in actors(question.search_text))
+        return compose(question, chosen, [s.score for s in chosen], hits, attribute=not says_whose)
+
+    def choose(self, question: Question, hits: list[Hit], weights: Weights, background: float, skip: str) -> list[Scored]:
+        """The point of the best passage that carries the topic, then further points until there
+        are two sentences at least, all from the top passage's article."""
+        lines = self.reader.lines(hits[0])
+        candidates = [ln for ln in lines if not ln.asked]
+        scored = {s.line.start: s for s in self.reader.scored(question, candidates, weights, background)}
+        retrieved = {(h.source, h.chunk.article, h.start, h.end) for h in hits}
+        in_hits = [
+            s
+            for s in scored.values()
+            if any(src == hits[0].source and a == hits[0].chunk.article and b <= s.line.start < e for src, a, b, e in retrieved)
+        ]
+        anchors = sorted(in_hits or list(scored.values()), key=lambda s: (-s.coverage, -s.lift))
+        chosen: list[Scored] = []
+        used_points: set[int] = set()
+        best = anchors[0].coverage if anchors else 0.0
+        for anchor in anchors:
+            if len(chosen) >= 2 or (chosen and anchor.coverage < ON_TOPIC * best) or (weights and anchor.coverage <= 0):
+                break
+            if anchor.line.point in used_points:
+                continue
+            used_points.add(anchor.line.point)
+            point = [scored[ln.start] for ln in lines if ln.point == anchor.line.point and ln.start in scored]
+            heading = next((s for s in point if s.line.heading), None)
+            whole = not weights or (heading is not None and heading.coverage >= ON_TOPIC)
+            keep = [
+                s
+                for s in point
+                if not s.line.heading
+                and not (s.line.framing and not anchor.line.framing)
+                and not (skip and s.text in skip)
+                and (whole or s is anchor or s.coverage >= ON_TOPIC * anchor.coverage)
+            ]
+            if len(keep) > MAX_OPEN - len(chosen):
+                keep = sorted(keep, key=lambda s: -s.score)[: MAX_OPEN - len(chosen)]
+            chosen += keep
+        return chosen
+
+    def _closest(self, question: Question, hits: list[Hit], weights: Weights, background: float) -> Answer:
+        """The refusal, with the two sentences that came closest (marked as not an answer)."""
+        lines = [ln for ln in self.reader.lines(hits[0]) if not ln.asked]
+        in_hit = [ln for ln in lines if hits[0].start <= ln.start < hits[0].end] or lines
+        best = sorted(self.reader.scored(question, in_hit, weights, background), key=lambda s: -s.score)[:2]
+        closest = [cite(n, s.hit, s.start, s.end, max(0.0, min(1.0, s.score))) for n, s in enumerate(best, 1)]
+        return replace(self.not_found(question, hits), closest=closest)
+
+
+class WhoSaidAnswerer(Answerer):
+    """"哪些受访者谈到了…？": every article of the scope that discusses the topic, decided one by
+    one, each with the sentence of it that carries the topic most, in collection order."""
+
+    mode = "extractive"
+
+    def __init__(self, reader: Reader) -> None:
+        self.reader = reader
+
+    def stream(self, question: Question, hits: list[Hit]) -> Pieces:
+        answer = self.answer_from(question, hits)
+        yield answer.text
+        return answer
+
+    def answer_from(self, question: Question, hits: list[Hit], skip: str = "") -> Answer:
+        if not hits:
+            return self.not_found(question, hits)
+        background = self.reader.background(question.search_text)
+        weights = self.reader.topic(question, hits)
+        per_article: dict[tuple[str, int], list[Hit]] = {}
+        for h in hits:
+            per_article.setdefault((h.source, h.chunk.article), []).append(h)
+        chosen: list[Scored] = []
+        per_each = 2 if re.search(r"分别|各自", question.text) and _asks_how(question) else 1
+        for key in sorted(per_article)[: MAX_ARTICLES * 4]:
+            found = per_article[key]
+            if not self.reader.relevant(question, weights, found, background):
+                continue
+            lines = [ln for ln in self.reader.lines(found[0]) if not ln.asked and not (skip and ln.text in skip)]
+            near = [ln for ln in lines if any(h.start <= ln.start < h.end for h in found)] or lines
+            scored = self.reader.scored(question, near, weights, background)
+            content = [s for s in scored if not s.line.heading and not s.line.framing] or scored
+            best = sorted(content, key=lambda s: (-s.coverage, -s.lift))[:per_each]
+            chosen += best
+            if len({(s.hit.source, s.hit.chunk.article) for s in chosen}) >= MAX_ARTICLES:
+                break
+        if not chosen:
+            return self.not_found(question, hits)
+        return compose(question, chosen, [s.score for s in chosen], hits, attribute=True)
+
+
+_ACTOR_FLAGS = {"nr", "nrfg", "nrt", "ns", "nt", "j"}
+_ORG_END = re.compile(r"[局委区县厅院部办所校馆会处司省市镇村]$|中心$|公司$|集团$|大学$|学院$")
+
+
+def actors(text: str) -> tuple[str, ...]:
+    """The organisations, places and people ``text`` names ("住建局", "开发区", "于晓峰"): whose
+    interview a question is about, unlike the topic words jieba also tags as proper nouns."""
+    found = [
+        word.lower()
+        for word, flag in tags(text)
+        if len(word) >= 2 and (flag in _ACTOR_FLAGS or (flag.startswith("n") and _ORG_END.search(word)))
+    ]
+    return tuple(dict.fromkeys(found))
+
+
+def _asks_how(question: Question) -> bool:
+    return bool(re.search(r"怎么|怎样|如何|做了|举措|措施|做法|\bhow\b", question.text, re.I))
+
+
+class SummaryAnswerer(Answerer):
+    """"主要讲了什么？", "哪几个方面？": an article's opening position and its points' headings;
+    asked of several articles ("这几篇访谈"), each article's opening position."""
+
+    mode = "extractive"
+
+    def __init__(self, reader: Reader) -> None:
+        self.reader = reader
+
+    def stream(self, question: Question, hits: list[Hit]) -> Pieces:
+        answer = self.answer_from(question, hits)
+        yield answer.text
+        return answer
+
+    def answer_from(self, question: Question, hits: list[Hit], skip: str = "") -> Answer:
+        if not hits:
+            return self.not_found(question, hits)
+        background = self.reader.background(question.search_text)
+        weights = self.reader.topic(question, hits)
+        if weights and not self.reader.relevant(question, weights, hits[:5], background):
+            return self.not_found(question, hits)
+        articles = list(dict.fromkeys((h.source, h.chunk.article) for h in hits))
+        several = question.every_article or (not weights and len(articles) > 1 and not question.follow_up)
+        firsts = {}
+        for h in hits:
+            firsts.setdefault((h.source, h.chunk.article), h)
+        chosen: list[Line] = []
+        if several:
+            for key in sorted(firsts)[:MAX_ARTICLES]:
+                lines = self.reader.lines(firsts[key])
+                chosen += [ln for ln in lines if _is_position(ln) and not (skip and ln.text in skip)][:1]
+        else:
+            lines = self.reader.lines(hits[0])
+            position = [ln for ln in lines if _is_position(ln)][:1]
+            headings = [ln for ln in lines if ln.heading and not ln.asked]
+            if len(headings) < 2:  # no headings: the first sentence of each point
+                headings = [ln for ln in lines if ln.opens and not ln.asked and not ln.framing]
+            chosen = [ln for ln in position + headings[:MAX_POINTS] if not (skip and ln.text in skip)]
+            chosen = list({ln.start: ln for ln in chosen}.values())
+        if not chosen:
+            return self.not_found(question, hits)
+        picked = [Scored(ln, 1.0, 0.0) for ln in chosen]
+        return compose(question, picked, [1.0] * len(picked), hits, attribute=several)
+
+
+def _is_position(line: Line) -> bool:
+    """The interviewee's opening position: the first sentence that is neither framing, a question nor a heading."""
+    return not (line.asked or line.framing or line.heading)
+
+
+class MoreAnswerer(Answerer):
+    """"还有呢？": the question it follows, answered again without what the conversation already quoted."""
+
+    mode = "extractive"
+
+    def __init__(self, answerers: dict[str, Answerer]) -> None:
+        self.answerers = answerers
+
+    def stream(self, question: Question, hits: list[Hit]) -> Pieces:
+        answer = self.answer_from(question, hits)
+        yield answer.text
+        return answer
+
+    def answer_from(self, question: Question, hits: list[Hit]) -> Answer:
+        earlier = question.asked_before
+        if earlier is None:
+            return self.not_found(question, hits)
+        kind = earlier.kind if earlier.kind in self.answerers else OPEN
+        answer = self.answerers[kind].answer_from(earlier, hits, skip=question.said_before)
+        if not answer.found:
+            text = question.reply("关于这个问题，资料中没有更多内容了。", "The collection says nothing more on this.")
+            return Answer(question=question.text, text=text, found=False, hits=hits, mode=self.mode)
+        return replace(answer, question=question.text)
