@@ -7,7 +7,15 @@ from rag.config import Settings
 from rag.embeddings import SentenceSimilarity, load_embedder
 from rag.errors import IndexMissingError, LLMUnavailable, UnknownFilterError
 from rag.extractive import ExtractiveAnswerer
-from rag.passages import MoreAnswerer, PassageAnswerer, Reader, SummaryAnswerer, WhoSaidAnswerer, actors
+from rag.passages import (
+    MoreAnswerer,
+    PassageAnswerer,
+    Reader,
+    SummaryAnswerer,
+    WhoSaidAnswerer,
+    actors,
+    named_people,
+)
 from rag.question import FACTOID, MORE, OPEN, SUMMARY, WHO, History, Question
 from rag.retrieval import HybridRetriever
 from rag.scorer import ScoredAnswerer
@@ -39,8 +47,15 @@ class Assistant:
         self.rules = ExtractiveAnswerer(self.retriever.term_weights, similarity)
         self.scorer = ScoredAnswerer(self.retriever.term_weights, similarity, self.retriever.background)
         self.extractive = self.scorer if self.settings.answerer == "learned" else self.rules
-        reader = Reader(self.retriever.article, self.retriever.term_weights, similarity, self.retriever.background)
-        broad = {OPEN: PassageAnswerer(reader), WHO: WhoSaidAnswerer(reader), SUMMARY: SummaryAnswerer(reader)}
+        reader = Reader(
+            self.retriever.article,
+            self.retriever.term_weights,
+            similarity,
+            self.retriever.background,
+            people=lambda: self.retriever.known()[1],
+        )
+        summary = SummaryAnswerer(reader)
+        broad = {OPEN: PassageAnswerer(reader, summary), WHO: WhoSaidAnswerer(reader), SUMMARY: summary}
         self.answerers: dict[str, Answerer] = {FACTOID: self.extractive, **broad, MORE: MoreAnswerer(broad)}
         self.documents = DocumentStore(self.settings)
         self._llm = llm
@@ -122,6 +137,11 @@ class Assistant:
     def _actors_scope(self, question: Question, scope: Scope) -> tuple[Scope, set[tuple[str, int]]]:
         """The scope narrowed to the articles of the organisations and people the question names
         ("住建局怎么……": the housing bureau's interview); unchanged when it names none the collection holds."""
+        named = named_people(question.search_text, self.retriever.known()[1])
+        if named:
+            people = {p for names in named.values() for p in names}
+            inside = tuple(p for p in people if not scope.interviewees or p in scope.interviewees)
+            return (Scope(scope.sources, inside), set()) if inside else (scope, set())
         found = [self.retriever.containing(name, scope) for name in actors(question.search_text)]
         found = [f for f in found if f]
         if not found:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from rag.features import tags
 from rag.question import OPEN, Question
 from rag.relevance import Evidence, RelevanceModel
 from rag.terms import Weights, term_coverage
-from rag.text import sentence_spans
+from rag.text import has_cjk, sentence_spans
 from rag.types import Answer, Chunk, Hit, cite
 
 # A point of an interview opens a paragraph or is numbered inside one ("xxx：一是高位推动，…").
@@ -48,7 +49,8 @@ KIND_TERMS = frozenset(
     """
     举措 措施 做法 办法 成效 成果 经验 亮点 具体 主要 工作 情况 打算 目标 计划 思路 看待 看法 做 干 采取 推出 出台 取得
     篇 位 几篇 几位 文章 这篇 这几篇 那篇 各篇 每篇 局长 书记 主任 领导 受访者 访谈 采访 讲 谈 说 讲了 谈了 说了 提出 做了
-    方面 几个 哪几个 内容 概括 总结 概述 要点 大意 观点 介绍 一下 请 分别 各自 都 呢 吗 还有 其他 别的 更多
+    方面 几个 哪几个 内容 主要内容 概括 总结 概述 要点 大意 观点 介绍 一下 请 分别 各自 都 呢 吗 还有 其他 别的 更多
+    篇文章 这篇文章 有 是 在 上
     """.split()
 )
 
@@ -160,8 +162,10 @@ class Reader:
         similarity: Callable[[str, list[str]], np.ndarray],
         background: Callable[[str], float],
         relevance: RelevanceModel | None = None,
+        people: Callable[[], set[str]] = set,
     ) -> None:
         self._article = article
+        self.people = people
         self.term_weights = term_weights
         self.similarity = similarity
         self.background = background
@@ -180,9 +184,13 @@ class Reader:
         """The question's weighted terms less the words of its kind and the subjects its articles
         name ("住建局" in a question about the housing bureau's interview is the scope, not the topic)."""
         weights = {t: w for t, w in self.term_weights(question.search_text).items() if t not in KIND_TERMS}
-        places = " ".join(f"{h.chunk.title} {h.chunk.interviewee} {h.text}" for h in hits).lower()
-        for name in actors(question.search_text):
-            if name in places:
+        for piece in named_people(question.search_text, self.people()):
+            for term in [t for t in weights if t in piece or piece in t]:
+                weights.pop(term)
+        heads = " ".join(f"{h.chunk.title} {h.chunk.interviewee}" for h in hits).lower()
+        places = " ".join(h.text for h in hits).lower()
+        for name, flag in actor_tags(question.search_text):
+            if name in heads or (name in places and not flag.startswith("nr")):
                 weights.pop(name, None)
         return weights
 
@@ -207,8 +215,9 @@ class PassageAnswerer(Answerer):
 
     mode = "extractive"
 
-    def __init__(self, reader: Reader) -> None:
+    def __init__(self, reader: Reader, overview: Answerer | None = None) -> None:
         self.reader = reader
+        self.overview = overview
 
     def stream(self, question: Question, hits: list[Hit]) -> Pieces:
         answer = self.answer_from(question, hits)
@@ -221,6 +230,10 @@ class PassageAnswerer(Answerer):
             return self.not_found(question, hits)
         background = self.reader.background(question.search_text)
         weights = self.reader.topic(question, hits)
+        if not weights and question.cjk and self.overview is not None:
+            # Nothing but the kind of answer and whose ("他提出了哪些具体目标？" with 于晓峰 chosen):
+            # the interviewee's points.
+            return self.overview.answer_from(question, hits, skip)
         if not self.reader.relevant(question, weights, hits[:5], background):
             return self._closest(question, hits, weights, background)
         chosen = self.choose(question, hits, weights, background, skip)
@@ -318,19 +331,85 @@ class WhoSaidAnswerer(Answerer):
         return compose(question, chosen, [s.score for s in chosen], hits, attribute=True)
 
 
+# "县里" is the county, "市里" the city: the interviewee whose line names it.
+_DEIXIS = {"县里": "县", "市里": "市", "省里": "省", "区里": "区"}
+_PIECE_MIN = 2
+
+
+def named_people(text: str, people: set[str] | list[str]) -> dict[str, list[str]]:
+    """The parts of ``text`` that name interviewees by part of their line ("住建局" for
+    "市住建局局长xxx", "于晓峰", "县里" for "xx县委书记…"), each with the interviewees it names.
+
+    A part names someone only when it picks out fewer than half of them ("局长", "书记" do not);
+    the longest such part wins over the parts it contains.
+    """
+    pieces = _pieces_of(frozenset(p for p in people if p))
+    if not pieces:
+        return {}
+    found: dict[str, list[str]] = {}
+    lowered = text.lower()
+    for word, stands_for in _DEIXIS.items():
+        if word in lowered and stands_for in pieces:
+            found[word] = pieces[stands_for]
+    words = tags(text)
+    names = {word.lower() for word, flag in words if flag.startswith("nr") and len(word) >= 2}
+    whole = {word.lower() for word, _ in words}
+    for length in range(min(_PIECE_MAX, len(lowered)), _PIECE_MIN - 1, -1):
+        for i in range(len(lowered) - length + 1):
+            piece = lowered[i : i + length]
+            if piece not in pieces or any(piece in longer for longer in found):
+                continue
+            # an organisation or a title ("住建局", "开发区", "县委书记") or a person's name, not a
+            # word an organisation's name happens to hold ("改革" of "发展和改革委员会")
+            # ("改委" of "发改委" is part of a word, not a name: a two-character part must be a whole word)
+            if (_ORG_END.search(piece) or piece in names) and (len(piece) > 2 or piece in whole):
+                found[piece] = pieces[piece]
+    return found
+
+
+_PIECE_MAX = 12
+# Parts of an interviewee's line that name no one in particular.
+_TITLE_ONLY = re.compile(r"(?:党组|党工委|书记|主任|局长|委员|主席|副|、|，|x)+")
+
+
+@lru_cache(maxsize=4)
+def _pieces_of(people: frozenset[str]) -> dict[str, list[str]]:
+    """Every part of the interviewees' lines that picks out fewer than half of them, with whom it names."""
+    named: dict[str, set[str]] = {}
+    for person in people:
+        line = person.lower()
+        for length in range(1, _PIECE_MAX + 1):
+            for i in range(len(line) - length + 1):
+                named.setdefault(line[i : i + length], set()).add(person)
+    return {
+        piece: sorted(who)
+        for piece, who in named.items()
+        if (len(who) < len(people) / 2 or len(people) == 1)
+        and has_cjk(piece)
+        and (len(piece) >= _PIECE_MIN or piece in _DEIXIS.values())
+        and not _TITLE_ONLY.fullmatch(piece)
+    }
+
+
 _ACTOR_FLAGS = {"nr", "nrfg", "nrt", "ns", "nt", "j"}
-_ORG_END = re.compile(r"[局委区县厅院部办所校馆会处司省市镇村]$|中心$|公司$|集团$|大学$|学院$")
+_ORG_END = re.compile(r"[局委区县厅院部办所校馆会处司省市镇村]$|中心$|公司$|集团$|大学$|学院$|书记$|局长$|主任$|市长$|县长$")
+
+
+def actor_tags(text: str) -> list[tuple[str, str]]:
+    """(word, part of speech) of the organisations, places and people ``text`` names ("住建局",
+    "开发区", "于晓峰"): whose interview a question is about, unlike the topic words jieba also
+    tags as proper nouns."""
+    found = {
+        word.lower(): flag
+        for word, flag in tags(text)
+        if len(word) >= 2 and (flag in _ACTOR_FLAGS or (flag.startswith("n") and _ORG_END.search(word)))
+    }
+    return list(found.items())
 
 
 def actors(text: str) -> tuple[str, ...]:
-    """The organisations, places and people ``text`` names ("住建局", "开发区", "于晓峰"): whose
-    interview a question is about, unlike the topic words jieba also tags as proper nouns."""
-    found = [
-        word.lower()
-        for word, flag in tags(text)
-        if len(word) >= 2 and (flag in _ACTOR_FLAGS or (flag.startswith("n") and _ORG_END.search(word)))
-    ]
-    return tuple(dict.fromkeys(found))
+    """The words of ``actor_tags``."""
+    return tuple(word for word, _ in actor_tags(text))
 
 
 def _asks_how(question: Question) -> bool:
