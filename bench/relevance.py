@@ -127,7 +127,9 @@ def main(argv: list[str] | None = None) -> None:
     for name, columns in (("shared", [0, 1]), ("meaning", [1])):
         x = features[:, columns]
         model = fit(x[fit_rows], labels[fit_rows])
-        threshold = threshold_for(model.predict_proba(x[calibrate_rows])[:, 1], labels[calibrate_rows], args.false_refusal)
+        threshold = threshold_for(
+            model.predict_proba(x[calibrate_rows])[:, 1], labels[calibrate_rows], args.false_refusal
+        )
         models[name] = Logistic(tuple(float(w) for w in model.coef_[0]), float(model.intercept_[0]), threshold)
         about["test"][name] = figures(model.predict_proba(x[test_rows])[:, 1], labels[test_rows], threshold)
         print(f"{name}: weights {models[name].weights} bias {models[name].bias:.3f} threshold {threshold:.3f}")

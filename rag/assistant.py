@@ -183,8 +183,17 @@ class Assistant:
         """The LLM's answer when there is one that checks out, else the quoted sentences."""
         notice = ""
         if self.llm is not None:
+            passages = hits
+            if self.kind_of(question) != FACTOID:
+                # A broad question: the LLM reads the passages chosen for its kind (one per
+                # article for who-said), and the scope's refusal stands without asking it.
+                quoted = self.answerer_for(question).answer(question, hits)
+                if not quoted.found:
+                    yield quoted.text
+                    return quoted
+                passages = self._passages(quoted)
             try:
-                return (yield from self.llm.stream(question, hits))
+                return (yield from self.llm.stream(question, passages))
             except LLMUnavailable as e:
                 notice = (
                     question.reply(
@@ -199,6 +208,17 @@ class Assistant:
                 )
         answer = yield from self.answerer_for(question).stream(question, hits)
         return with_notice(answer, notice)
+
+    def _passages(self, answer: Answer) -> list[Hit]:
+        """The chunks ``answer``'s citations quote, once each, in the order first cited."""
+        found: dict[str, Hit] = {}
+        for c in answer.citations:
+            if c.chunk_id in found:
+                continue
+            chunk = next((ch for ch in self.retriever.article(c.source, c.article) if ch.id == c.chunk_id), None)
+            if chunk is not None:
+                found[c.chunk_id] = Hit(chunk, c.score)
+        return list(found.values()) or answer.hits
 
     def answerer_for(self, question: Question) -> Answerer:
         """The extractive answerer for the question's kind: the one place the kind chooses one."""

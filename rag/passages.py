@@ -16,34 +16,22 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import lru_cache
 
 import numpy as np
 
 from rag.answering import Answerer, Pieces, compose
-from rag.features import tags
+from rag.articles import Line, actor_tags, actors, named_people, read_article
 from rag.question import OPEN, Question
 from rag.relevance import Evidence, RelevanceModel
 from rag.terms import Weights, term_coverage
-from rag.text import has_cjk, sentence_spans
 from rag.types import Answer, Chunk, Hit, cite
 
-# A point of an interview opens a paragraph or is numbered inside one ("xxx：一是高位推动，…").
-_POINT = re.compile(
-    r"^(?:[^，,。：:\s]{1,12}[：:])?\s*(?:[一二三四五六七八九十]+是|首先|其次|再次|最后|第[一二三四五六七八九十]+[，,、是]"
-    r"|[一二三四五六七八九十]+[、.．]|\d{1,2}[、.．](?!\d))"
-)
-_SPEAKER = re.compile(r"^[^，,。：:\s]{1,12}[：:]\s*")
-# A reporter's or host's question, however it is labelled.
-_ASKER = re.compile(r"^(?:记者|问|主持人|本报|Q)\s*[：:]", re.I)
-# The article's framing: who spoke to whom, when ("……在接受记者采访时说。", "本报记者专访了……").
-_FRAMING = re.compile(r"记者|采访|专访|访谈|本报|日前|近日")
-HEADING_CHARS = 32  # a point's first sentence this short, with more after it, is its heading
-FRAMING_CHARS = 60  # a framing sentence longer than this also states a position, and is kept
 MAX_OPEN = 5  # sentences of an open answer
 MAX_POINTS = 10  # headings of one article's summary
 MAX_ARTICLES = 8  # articles in a who-said answer or a summary of several
-ON_TOPIC = 0.5  # share of the anchor's topic coverage a further sentence needs, when its point's heading lacks the topic
+ON_TOPIC = (
+    0.5  # share of the anchor's topic coverage a further sentence needs, when its point's heading lacks the topic
+)
 # Words that say what kind of answer is wanted ("有哪些举措", "具体目标"), not what it is about.
 KIND_TERMS = frozenset(
     """
@@ -53,65 +41,6 @@ KIND_TERMS = frozenset(
     篇文章 这篇文章 有 是 在 上
     """.split()
 )
-
-
-@dataclass(frozen=True)
-class Line:
-    """A sentence of an article, as the passage answerers read it: ``document_text[start:end]``."""
-
-    hit: Hit  # the chunk that holds it (a citation is made from it)
-    start: int
-    end: int
-    text: str
-    paragraph: int
-    point: int  # which point of the article (a paragraph, or a numbered part of one), 0-based
-    opens: bool  # the first sentence of its point
-    asked: bool  # a reporter's question: context, never an answer
-    framing: bool = False  # the article's framing or closing, quoted only in a summary
-    heading: bool = False  # a short first sentence with more after it
-
-
-def read_article(chunks: list[Chunk]) -> list[Line]:
-    """The sentences of an article's chunks, once each and in reading order, with their points."""
-    seen: set[int] = set()
-    raw: list[tuple[Hit, int, int, str, int, int]] = []
-    for chunk in sorted(chunks, key=lambda c: c.start):
-        hit = Hit(chunk, 0.0)
-        for start, end in sentence_spans(chunk.text, chunk.start):
-            if start in seen:
-                continue
-            seen.add(start)
-            opening = max((s for _, s in chunk.paragraphs if s <= start), default=chunk.start)
-            text = chunk.text[start - chunk.start : end - chunk.start]
-            raw.append((hit, start, end, text, chunk.paragraph_at(start), opening))
-    raw.sort(key=lambda r: r[1])
-    lines: list[Line] = []
-    point, paragraph, asked = -1, None, False
-    paragraphs = [r[4] for r in raw]
-    first, last = (min(paragraphs), max(paragraphs)) if paragraphs else (0, 0)
-    for hit, start, end, text, number, opening in raw:
-        new_paragraph = number != paragraph
-        if new_paragraph:
-            asked = bool(_ASKER.match(text))
-            paragraph = number
-        opens = new_paragraph or bool(_POINT.match(text))
-        point += opens
-        body = _SPEAKER.sub("", text) if new_paragraph else text
-        framing = (number == first and not asked and _is_framing(body)) or (number == last and number != first)
-        lines.append(Line(hit, start, end, text, number, point, opens, asked or text.rstrip("”\"」 ").endswith(("？", "?")), framing))
-    # A point's first sentence is its heading when it is short and the point goes on.
-    following = {ln.point for ln in lines if not ln.opens}
-    return [
-        replace(ln, heading=True)
-        if ln.opens and ln.point in following and len(_SPEAKER.sub("", ln.text)) <= HEADING_CHARS and not ln.asked
-        else ln
-        for ln in lines
-    ]
-
-
-def _is_framing(text: str) -> bool:
-    quoted_only = text.startswith(("“", '"', "「")) and text.rstrip("。").endswith(("”", '"', "」"))
-    return quoted_only or (bool(_FRAMING.search(text)) and len(text) <= FRAMING_CHARS)
 
 
 @dataclass(frozen=True)
@@ -240,10 +169,13 @@ class PassageAnswerer(Answerer):
         if not chosen:
             return self.not_found(question, hits)
         head = f"{chosen[0].hit.chunk.title} {chosen[0].hit.chunk.interviewee}".lower()
-        says_whose = any(name in head for name in actors(question.search_text))
+        names = [*named_people(question.search_text, self.reader.people()), *actors(question.search_text)]
+        says_whose = any(name in head for name in names)
         return compose(question, chosen, [s.score for s in chosen], hits, attribute=not says_whose)
 
-    def choose(self, question: Question, hits: list[Hit], weights: Weights, background: float, skip: str) -> list[Scored]:
+    def choose(
+        self, question: Question, hits: list[Hit], weights: Weights, background: float, skip: str
+    ) -> list[Scored]:
         """The point of the best passage that carries the topic, then further points until there
         are two sentences at least, all from the top passage's article."""
         lines = self.reader.lines(hits[0])
@@ -253,7 +185,10 @@ class PassageAnswerer(Answerer):
         in_hits = [
             s
             for s in scored.values()
-            if any(src == hits[0].source and a == hits[0].chunk.article and b <= s.line.start < e for src, a, b, e in retrieved)
+            if any(
+                src == hits[0].source and a == hits[0].chunk.article and b <= s.line.start < e
+                for src, a, b, e in retrieved
+            )
         ]
         anchors = sorted(in_hits or list(scored.values()), key=lambda s: (-s.coverage, -s.lift))
         chosen: list[Scored] = []
@@ -291,7 +226,7 @@ class PassageAnswerer(Answerer):
 
 
 class WhoSaidAnswerer(Answerer):
-    """"哪些受访者谈到了…？": every article of the scope that discusses the topic, decided one by
+    """ "哪些受访者谈到了…？": every article of the scope that discusses the topic, decided one by
     one, each with the sentence of it that carries the topic most, in collection order."""
 
     mode = "extractive"
@@ -331,93 +266,12 @@ class WhoSaidAnswerer(Answerer):
         return compose(question, chosen, [s.score for s in chosen], hits, attribute=True)
 
 
-# "县里" is the county, "市里" the city: the interviewee whose line names it.
-_DEIXIS = {"县里": "县", "市里": "市", "省里": "省", "区里": "区"}
-_PIECE_MIN = 2
-
-
-def named_people(text: str, people: set[str] | list[str]) -> dict[str, list[str]]:
-    """The parts of ``text`` that name interviewees by part of their line ("住建局" for
-    "市住建局局长xxx", "于晓峰", "县里" for "xx县委书记…"), each with the interviewees it names.
-
-    A part names someone only when it picks out fewer than half of them ("局长", "书记" do not);
-    the longest such part wins over the parts it contains.
-    """
-    pieces = _pieces_of(frozenset(p for p in people if p))
-    if not pieces:
-        return {}
-    found: dict[str, list[str]] = {}
-    lowered = text.lower()
-    for word, stands_for in _DEIXIS.items():
-        if word in lowered and stands_for in pieces:
-            found[word] = pieces[stands_for]
-    words = tags(text)
-    names = {word.lower() for word, flag in words if flag.startswith("nr") and len(word) >= 2}
-    whole = {word.lower() for word, _ in words}
-    for length in range(min(_PIECE_MAX, len(lowered)), _PIECE_MIN - 1, -1):
-        for i in range(len(lowered) - length + 1):
-            piece = lowered[i : i + length]
-            if piece not in pieces or any(piece in longer for longer in found):
-                continue
-            # an organisation or a title ("住建局", "开发区", "县委书记") or a person's name, not a
-            # word an organisation's name happens to hold ("改革" of "发展和改革委员会")
-            # ("改委" of "发改委" is part of a word, not a name: a two-character part must be a whole word)
-            if (_ORG_END.search(piece) or piece in names) and (len(piece) > 2 or piece in whole):
-                found[piece] = pieces[piece]
-    return found
-
-
-_PIECE_MAX = 12
-# Parts of an interviewee's line that name no one in particular.
-_TITLE_ONLY = re.compile(r"(?:党组|党工委|书记|主任|局长|委员|主席|副|、|，|x)+")
-
-
-@lru_cache(maxsize=4)
-def _pieces_of(people: frozenset[str]) -> dict[str, list[str]]:
-    """Every part of the interviewees' lines that picks out fewer than half of them, with whom it names."""
-    named: dict[str, set[str]] = {}
-    for person in people:
-        line = person.lower()
-        for length in range(1, _PIECE_MAX + 1):
-            for i in range(len(line) - length + 1):
-                named.setdefault(line[i : i + length], set()).add(person)
-    return {
-        piece: sorted(who)
-        for piece, who in named.items()
-        if (len(who) < len(people) / 2 or len(people) == 1)
-        and has_cjk(piece)
-        and (len(piece) >= _PIECE_MIN or piece in _DEIXIS.values())
-        and not _TITLE_ONLY.fullmatch(piece)
-    }
-
-
-_ACTOR_FLAGS = {"nr", "nrfg", "nrt", "ns", "nt", "j"}
-_ORG_END = re.compile(r"[局委区县厅院部办所校馆会处司省市镇村]$|中心$|公司$|集团$|大学$|学院$|书记$|局长$|主任$|市长$|县长$")
-
-
-def actor_tags(text: str) -> list[tuple[str, str]]:
-    """(word, part of speech) of the organisations, places and people ``text`` names ("住建局",
-    "开发区", "于晓峰"): whose interview a question is about, unlike the topic words jieba also
-    tags as proper nouns."""
-    found = {
-        word.lower(): flag
-        for word, flag in tags(text)
-        if len(word) >= 2 and (flag in _ACTOR_FLAGS or (flag.startswith("n") and _ORG_END.search(word)))
-    }
-    return list(found.items())
-
-
-def actors(text: str) -> tuple[str, ...]:
-    """The words of ``actor_tags``."""
-    return tuple(word for word, _ in actor_tags(text))
-
-
 def _asks_how(question: Question) -> bool:
     return bool(re.search(r"怎么|怎样|如何|做了|举措|措施|做法|\bhow\b", question.text, re.I))
 
 
 class SummaryAnswerer(Answerer):
-    """"主要讲了什么？", "哪几个方面？": an article's opening position and its points' headings;
+    """ "主要讲了什么？", "哪几个方面？": an article's opening position and its points' headings;
     asked of several articles ("这几篇访谈"), each article's opening position."""
 
     mode = "extractive"
@@ -467,7 +321,7 @@ def _is_position(line: Line) -> bool:
 
 
 class MoreAnswerer(Answerer):
-    """"还有呢？": the question it follows, answered again without what the conversation already quoted."""
+    """ "还有呢？": the question it follows, answered again without what the conversation already quoted."""
 
     mode = "extractive"
 

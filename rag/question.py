@@ -119,7 +119,9 @@ _OPEN = re.compile(
 
 
 # A follow-up that asks for a fact of its own ("他毕业于哪所大学？") keeps the factoid kind.
-_ASKS_A_FACT = re.compile(r"什么|哪|几|多少|谁|是否|是不是|吗|\b(?:what|which|who|when|where|how many|how much)\b", re.I)
+_ASKS_A_FACT = re.compile(
+    r"什么|哪|几|多少|谁|是否|是不是|吗|\b(?:what|which|who|when|where|how many|how much)\b", re.I
+)
 
 
 def kind_of(text: str, has_history: bool = False) -> str:

@@ -87,7 +87,9 @@ class RelevanceModel:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
             return cls(Logistic.from_dict(data["shared"]), Logistic.from_dict(data["meaning"]), data.get("about", {}))
         except (OSError, ValueError, KeyError) as e:
-            raise ModelError(f"cannot read the relevance model {path} ({e}); refit it: python -m bench.relevance") from e
+            raise ModelError(
+                f"cannot read the relevance model {path} ({e}); refit it: python -m bench.relevance"
+            ) from e
 
     def save(self, path: Path = MODEL_FILE) -> None:
         payload = {"about": self.about, "shared": self.shared.as_dict(), "meaning": self.meaning.as_dict()}

@@ -151,7 +151,9 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
         systems = SYSTEMS if not args.no_baselines else SYSTEMS[:1]
         try:
-            result = run_conversations(Path(args.questions), Path(args.home) if args.home else None, on_progress, systems)
+            result = run_conversations(
+                Path(args.questions), Path(args.home) if args.home else None, on_progress, systems
+            )
         finally:
             bar.close()
         print(format_conversations(result, args.questions))
@@ -187,31 +189,8 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="rag", description="Question answering with citations over interview collections."
-    )
-    from rag import __version__
-
-    parser.add_argument("--version", action="version", version=f"rag {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("ingest", help="chunk and embed files into the index (default: the bundled collection)")
-    p.add_argument("paths", nargs="*", help="files or folders (.txt .md .docx .pdf)")
-    p.add_argument("--prune", action="store_true", help="remove what was ingested from files that no longer exist")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_ingest)
-
-    p = sub.add_parser("ask", help="answer a question from the index, with citations")
-    p.add_argument("question")
-    p.add_argument("--top-k", type=int, default=None, help="how many chunks to read (default RAG_TOP_K)")
-    p.add_argument("--json", action="store_true", help="print the answer as JSON")
-    p.set_defaults(func=cmd_ask)
-
-    p = sub.add_parser("chat", help="ask one question a line from the terminal, follow-ups included")
-    p.add_argument("--top-k", type=int, default=None, help="how many chunks to read (default RAG_TOP_K)")
-    p.set_defaults(func=cmd_chat)
-
+def _add_eval(sub) -> None:
+    """``rag eval``'s arguments."""
     p = sub.add_parser("eval", help="measure retrieval, answers and speed on a question set, beside baselines")
     p.add_argument(
         "questions", help="JSONL in the project's format, a conversation file (JSONL of turns), or SQuAD-style JSON"
@@ -243,6 +222,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_eval)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rag", description="Question answering with citations over interview collections."
+    )
+    from rag import __version__
+
+    parser.add_argument("--version", action="version", version=f"rag {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="chunk and embed files into the index (default: the bundled collection)")
+    p.add_argument("paths", nargs="*", help="files or folders (.txt .md .docx .pdf)")
+    p.add_argument("--prune", action="store_true", help="remove what was ingested from files that no longer exist")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("ask", help="answer a question from the index, with citations")
+    p.add_argument("question")
+    p.add_argument("--top-k", type=int, default=None, help="how many chunks to read (default RAG_TOP_K)")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("chat", help="ask one question a line from the terminal, follow-ups included")
+    p.add_argument("--top-k", type=int, default=None, help="how many chunks to read (default RAG_TOP_K)")
+    p.set_defaults(func=cmd_chat)
+
+    _add_eval(sub)
 
     # "rag ui ..." and "rag serve ..." are handed to ui.launch.main whole (see main); listed here for --help.
     sub.add_parser("ui", help="start the chat page and the API under /v1 (ingests the bundled collection if needed)")
