@@ -146,8 +146,14 @@ def format_conversations(result: dict, source: str = "") -> str:
     return "\n".join(lines)
 
 
-def run(path: Path, home: Path | None = None, on_progress=None, systems: tuple[str, ...] = SYSTEMS) -> dict:
-    """Index the bundled collection (once per ``home``), then score ``path`` with each system."""
+def run(
+    path: Path,
+    home: Path | None = None,
+    on_progress=None,
+    systems: tuple[str, ...] = SYSTEMS,
+    corpus: list[Path] | None = None,
+) -> dict:
+    """Index ``corpus`` (the bundled collection by default; once per ``home``), then score ``path`` with each system."""
     import tempfile
     from dataclasses import replace
 
@@ -159,7 +165,7 @@ def run(path: Path, home: Path | None = None, on_progress=None, systems: tuple[s
     base = Settings.from_env()
     settings = replace(base, home=Path(home) if home else Path(tempfile.mkdtemp(prefix="rag-eval-")) / "home")
     embedder = load_embedder(settings)
-    ingest([BUNDLED_COLLECTION], settings, embedder=embedder)
+    ingest(list(corpus or [BUNDLED_COLLECTION]), settings, embedder=embedder)
     assistants = {}
     for name in systems:
         answerer = "rules" if name == "rules" else "learned"

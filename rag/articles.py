@@ -27,6 +27,8 @@ _SPEAKER = re.compile(r"^[^，,。：:\s]{1,12}[：:]\s*")
 _ASKER = re.compile(r"^(?:记者|问|主持人|本报|Q)\s*[：:]", re.I)
 # The article's framing: who spoke to whom, when ("……在接受记者采访时说。", "本报记者专访了……").
 _FRAMING = re.compile(r"记者|采访|专访|访谈|本报|日前|近日")
+# The closing paragraph looks ahead ("下一步，我们将……", "蓝图已经绘就……", "全市教育系统将……").
+_CLOSING = re.compile(r"(?:下一步|今后|未来|接下来|蓝图|展望|站在新的?起点)|[^。，,；;]{0,16}将")
 HEADING_CHARS = 32  # a point's first sentence this short, with more after it, is its heading
 FRAMING_CHARS = 60  # a framing sentence longer than this also states a position, and is kept
 
@@ -61,18 +63,19 @@ def read_article(chunks: list[Chunk]) -> list[Line]:
             raw.append((hit, start, end, text, chunk.paragraph_at(start)))
     raw.sort(key=lambda r: r[1])
     lines: list[Line] = []
-    point, paragraph, asked = -1, None, False
+    point, paragraph, asked, closing = -1, None, False, False
     paragraphs = [r[4] for r in raw]
     first, last = (min(paragraphs), max(paragraphs)) if paragraphs else (0, 0)
     for hit, start, end, text, number in raw:
         new_paragraph = number != paragraph
+        body = _SPEAKER.sub("", text) if new_paragraph else text
         if new_paragraph:
             asked = bool(_ASKER.match(text))
+            closing = number == last and number != first and bool(_CLOSING.match(body))
             paragraph = number
         opens = new_paragraph or bool(_POINT.match(text))
         point += opens
-        body = _SPEAKER.sub("", text) if new_paragraph else text
-        framing = (number == first and not asked and _is_framing(body)) or (number == last and number != first)
+        framing = (number == first and not asked and _is_framing(body)) or closing
         lines.append(
             Line(
                 hit,
@@ -124,16 +127,18 @@ def named_people(text: str, people: set[str] | list[str]) -> dict[str, list[str]
     words = tags(text)
     names = {word.lower() for word, flag in words if flag.startswith("nr") and len(word) >= 2}
     whole = {word.lower() for word, _ in words}
+    taken: set[int] = set()  # characters of the question already read as a name
     for length in range(min(_PIECE_MAX, len(lowered)), _PIECE_MIN - 1, -1):
         for i in range(len(lowered) - length + 1):
             piece = lowered[i : i + length]
-            if piece not in pieces or any(piece in longer for longer in found):
+            if piece not in pieces or taken & set(range(i, i + length)):
                 continue
             # an organisation or a title ("住建局", "开发区", "县委书记") or a person's name, not a
             # word an organisation's name happens to hold ("改革" of "发展和改革委员会")
             # ("改委" of "发改委" is part of a word, not a name: a two-character part must be a whole word)
             if (_ORG_END.search(piece) or piece in names) and (len(piece) > 2 or piece in whole):
                 found[piece] = pieces[piece]
+                taken |= set(range(i, i + length))
     return found
 
 

@@ -47,7 +47,7 @@ class Assistant:
         self.rules = ExtractiveAnswerer(self.retriever.term_weights, similarity)
         self.scorer = ScoredAnswerer(self.retriever.term_weights, similarity, self.retriever.background)
         self.extractive = self.scorer if self.settings.answerer == "learned" else self.rules
-        reader = Reader(
+        self.reader = reader = Reader(
             self.retriever.article,
             self.retriever.term_weights,
             similarity,
@@ -128,21 +128,22 @@ class Assistant:
         if kind == FACTOID:
             return self.retriever.retrieve(question.search_text, k=k, near=near, scope=scope)
         k = max(k, ARTICLES_TOP_K if kind in (WHO, SUMMARY) else OPEN_TOP_K)
-        scope, articles = self._actors_scope(question, scope)
-        hits = self.retriever.retrieve(question.search_text, k=k * (3 if articles else 1), near=near, scope=scope)
+        about = self.reader.about(question)
+        scope, articles = self._actors_scope(about, scope)
+        hits = self.retriever.retrieve(about, k=k * (3 if articles else 1), near=near, scope=scope)
         if articles:
             hits = [h for h in hits if (h.source, h.chunk.article) in articles] or hits
         return hits[:k]
 
-    def _actors_scope(self, question: Question, scope: Scope) -> tuple[Scope, set[tuple[str, int]]]:
+    def _actors_scope(self, text: str, scope: Scope) -> tuple[Scope, set[tuple[str, int]]]:
         """The scope narrowed to the articles of the organisations and people the question names
         ("住建局怎么……": the housing bureau's interview); unchanged when it names none the collection holds."""
-        named = named_people(question.search_text, self.retriever.known()[1])
+        named = named_people(text, self.retriever.known()[1])
         if named:
             people = {p for names in named.values() for p in names}
             inside = tuple(p for p in people if not scope.interviewees or p in scope.interviewees)
             return (Scope(scope.sources, inside), set()) if inside else (scope, set())
-        found = [self.retriever.containing(name, scope) for name in actors(question.search_text)]
+        found = [self.retriever.containing(name, scope) for name in actors(text)]
         found = [f for f in found if f]
         if not found:
             return scope, set()

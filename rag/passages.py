@@ -38,7 +38,7 @@ KIND_TERMS = frozenset(
     举措 措施 做法 办法 成效 成果 经验 亮点 具体 主要 工作 情况 打算 目标 计划 思路 看待 看法 做 干 采取 推出 出台 取得
     篇 位 几篇 几位 文章 这篇 这几篇 那篇 各篇 每篇 局长 书记 主任 领导 受访者 访谈 采访 讲 谈 说 讲了 谈了 说了 提出 做了
     方面 几个 哪几个 内容 主要内容 概括 总结 概述 要点 大意 观点 介绍 一下 请 分别 各自 都 呢 吗 还有 其他 别的 更多
-    篇文章 这篇文章 有 是 在 上
+    篇文章 这篇文章 有 是 在 上 安排 部署 考虑 各位
     """.split()
 )
 
@@ -109,16 +109,30 @@ class Reader:
     def lines(self, hit: Hit) -> list[Line]:
         return read_article(self._article(hit.source, hit.chunk.article))
 
+    def about(self, question: Question) -> str:
+        """What a broad question is about.  A follow-up with a topic of its own ("那供水方面呢？")
+        is read alone, with whom the question before it named; one without ("具体有哪些举措？")
+        together with that question."""
+        if not question.follow_up:
+            return question.text
+        own = [t for t in self.term_weights(question.text) if t not in KIND_TERMS]
+        if not own:
+            return question.search_text
+        earlier = question.previous[0]
+        names = [*named_people(earlier, self.people()), *actors(earlier)]
+        return " ".join([*(n for n in names if n not in question.text), question.text])
+
     def topic(self, question: Question, hits: list[Hit]) -> Weights:
         """The question's weighted terms less the words of its kind and the subjects its articles
         name ("住建局" in a question about the housing bureau's interview is the scope, not the topic)."""
-        weights = {t: w for t, w in self.term_weights(question.search_text).items() if t not in KIND_TERMS}
-        for piece in named_people(question.search_text, self.people()):
+        text = self.about(question)
+        weights = {t: w for t, w in self.term_weights(text).items() if t not in KIND_TERMS}
+        for piece in named_people(text, self.people()):
             for term in [t for t in weights if t in piece or piece in t]:
                 weights.pop(term)
         heads = " ".join(f"{h.chunk.title} {h.chunk.interviewee}" for h in hits).lower()
         places = " ".join(h.text for h in hits).lower()
-        for name, flag in actor_tags(question.search_text):
+        for name, flag in actor_tags(text):
             if name in heads or (name in places and not flag.startswith("nr")):
                 weights.pop(name, None)
         return weights
@@ -132,7 +146,7 @@ class Reader:
         """Each line with its topic coverage and its similarity to the question above the background."""
         if not lines:
             return []
-        cosines = self.similarity(question.search_text, [ln.text for ln in lines])
+        cosines = self.similarity(self.about(question), [ln.text for ln in lines])
         return [
             Scored(ln, term_coverage(weights, ln.text.lower()) if weights else 0.0, float(c) - background)
             for ln, c in zip(lines, cosines)
@@ -157,7 +171,7 @@ class PassageAnswerer(Answerer):
         """The answer; sentences in ``skip`` (what was said before) are not quoted again."""
         if not hits:
             return self.not_found(question, hits)
-        background = self.reader.background(question.search_text)
+        background = self.reader.background(self.reader.about(question))
         weights = self.reader.topic(question, hits)
         if not weights and question.cjk and self.overview is not None:
             # Nothing but the kind of answer and whose ("他提出了哪些具体目标？" with 于晓峰 chosen):
@@ -169,7 +183,8 @@ class PassageAnswerer(Answerer):
         if not chosen:
             return self.not_found(question, hits)
         head = f"{chosen[0].hit.chunk.title} {chosen[0].hit.chunk.interviewee}".lower()
-        names = [*named_people(question.search_text, self.reader.people()), *actors(question.search_text)]
+        about = self.reader.about(question)
+        names = [*named_people(about, self.reader.people()), *actors(about)]
         says_whose = any(name in head for name in names)
         return compose(question, chosen, [s.score for s in chosen], hits, attribute=not says_whose)
 
@@ -179,42 +194,63 @@ class PassageAnswerer(Answerer):
         """The point of the best passage that carries the topic, then further points until there
         are two sentences at least, all from the top passage's article."""
         lines = self.reader.lines(hits[0])
-        candidates = [ln for ln in lines if not ln.asked]
-        scored = {s.line.start: s for s in self.reader.scored(question, candidates, weights, background)}
-        retrieved = {(h.source, h.chunk.article, h.start, h.end) for h in hits}
-        in_hits = [
-            s
-            for s in scored.values()
-            if any(
-                src == hits[0].source and a == hits[0].chunk.article and b <= s.line.start < e
-                for src, a, b, e in retrieved
-            )
+        scored = {s.line.start: s for s in self.reader.scored(question, lines, weights, background)}
+        spans = [
+            (h.start, h.end) for h in hits if (h.source, h.chunk.article) == (hits[0].source, hits[0].chunk.article)
         ]
-        anchors = sorted(in_hits or list(scored.values()), key=lambda s: (-s.coverage, -s.lift))
+        in_hits = [s for s in scored.values() if any(b <= s.line.start < e for b, e in spans)]
+        # The article's framing and closing anchor an answer only when nothing else carries the topic.
+        anchors = sorted(in_hits or list(scored.values()), key=lambda s: (s.line.framing, -s.coverage, -s.lift))
         chosen: list[Scored] = []
-        used_points: set[int] = set()
-        best = anchors[0].coverage if anchors else 0.0
+        used: set[int] = set()
+        best = max((a.coverage for a in anchors), default=0.0)
         for anchor in anchors:
             if len(chosen) >= 2 or (chosen and anchor.coverage < ON_TOPIC * best) or (weights and anchor.coverage <= 0):
                 break
-            if anchor.line.point in used_points:
+            point, whole = self._point(anchor, lines, scored, weights)
+            if not point or point[0].line.start in used:
                 continue
-            used_points.add(anchor.line.point)
-            point = [scored[ln.start] for ln in lines if ln.point == anchor.line.point and ln.start in scored]
-            heading = next((s for s in point if s.line.heading), None)
-            whole = not weights or (heading is not None and heading.coverage >= ON_TOPIC)
+            used.add(point[0].line.start)
             keep = [
                 s
                 for s in point
                 if not s.line.heading
+                and not s.line.asked
                 and not (s.line.framing and not anchor.line.framing)
                 and not (skip and s.text in skip)
+                and not any(s is c for c in chosen)
                 and (whole or s is anchor or s.coverage >= ON_TOPIC * anchor.coverage)
             ]
             if len(keep) > MAX_OPEN - len(chosen):
                 keep = sorted(keep, key=lambda s: -s.score)[: MAX_OPEN - len(chosen)]
             chosen += keep
         return chosen
+
+    @staticmethod
+    def _point(anchor: Scored, lines: list[Line], scored: dict, weights: Weights) -> tuple[list[Scored], bool]:
+        """The lines ``anchor`` stands for, and whether all of them are on the topic.
+
+        - a reporter's question: the answer after it (everything up to the next question);
+        - a lone opening sentence before numbered points ("我们始终把供水安全放在首位。一是……"):
+          the first sentence of each point of its paragraph;
+        - else its point, all on the topic when the point's heading carries it.
+        """
+        at = anchor.line
+        if at.asked:
+            after = [ln for ln in lines if ln.start > at.start]
+            stop = next((ln.start for ln in after if ln.asked), None)
+            return [scored[ln.start] for ln in after if stop is None or ln.start < stop], True
+        point = [scored[ln.start] for ln in lines if ln.point == at.point]
+        if len(point) == 1 and at.opens:
+            later = [ln for ln in lines if ln.paragraph == at.paragraph and ln.point > at.point]
+            firsts = {}
+            for ln in later:
+                if not ln.heading and ln.point not in firsts:
+                    firsts[ln.point] = ln
+            if firsts:
+                return [anchor, *(scored[ln.start] for ln in firsts.values())], True
+        heading = next((s for s in point if s.line.heading), None)
+        return point, not weights or (heading is not None and heading.coverage >= ON_TOPIC)
 
     def _closest(self, question: Question, hits: list[Hit], weights: Weights, background: float) -> Answer:
         """The refusal, with the two sentences that came closest (marked as not an answer)."""
@@ -242,7 +278,7 @@ class WhoSaidAnswerer(Answerer):
     def answer_from(self, question: Question, hits: list[Hit], skip: str = "") -> Answer:
         if not hits:
             return self.not_found(question, hits)
-        background = self.reader.background(question.search_text)
+        background = self.reader.background(self.reader.about(question))
         weights = self.reader.topic(question, hits)
         per_article: dict[tuple[str, int], list[Hit]] = {}
         for h in hits:
@@ -287,7 +323,7 @@ class SummaryAnswerer(Answerer):
     def answer_from(self, question: Question, hits: list[Hit], skip: str = "") -> Answer:
         if not hits:
             return self.not_found(question, hits)
-        background = self.reader.background(question.search_text)
+        background = self.reader.background(self.reader.about(question))
         weights = self.reader.topic(question, hits)
         if weights and not self.reader.relevant(question, weights, hits[:5], background):
             return self.not_found(question, hits)
