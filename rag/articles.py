@@ -127,16 +127,21 @@ def named_people(text: str, people: set[str] | list[str]) -> dict[str, list[str]
     words = tags(text)
     names = {word.lower() for word, flag in words if flag.startswith("nr") and len(word) >= 2}
     whole = {word.lower() for word, _ in words}
+    starts, at = set(), 0
+    for word, _ in words:
+        starts.add(at)
+        at += len(word)
     taken: set[int] = set()  # characters of the question already read as a name
     for length in range(min(_PIECE_MAX, len(lowered)), _PIECE_MIN - 1, -1):
         for i in range(len(lowered) - length + 1):
             piece = lowered[i : i + length]
-            if piece not in pieces or taken & set(range(i, i + length)):
+            # a name starts where a word does ("改委主任" of "发改委主任" names no one)
+            if piece not in pieces or i not in starts or taken & set(range(i, i + length)):
                 continue
             # an organisation or a title ("住建局", "开发区", "县委书记") or a person's name, not a
             # word an organisation's name happens to hold ("改革" of "发展和改革委员会")
             # ("改委" of "发改委" is part of a word, not a name: a two-character part must be a whole word)
-            if (_ORG_END.search(piece) or piece in names) and (len(piece) > 2 or piece in whole):
+            if (ORG_END.search(piece) or piece in names) and (len(piece) > 2 or piece in whole):
                 found[piece] = pieces[piece]
                 taken |= set(range(i, i + length))
     return found
@@ -167,7 +172,7 @@ def _pieces_of(people: frozenset[str]) -> dict[str, list[str]]:
 
 
 _ACTOR_FLAGS = {"nr", "nrfg", "nrt", "ns", "nt", "j"}
-_ORG_END = re.compile(
+ORG_END = re.compile(
     r"[局委区县厅院部办所校馆会处司省市镇村]$|中心$|公司$|集团$|大学$|学院$|书记$|局长$|主任$|市长$|县长$"
 )
 
@@ -179,7 +184,7 @@ def actor_tags(text: str) -> list[tuple[str, str]]:
     found = {
         word.lower(): flag
         for word, flag in tags(text)
-        if len(word) >= 2 and (flag in _ACTOR_FLAGS or (flag.startswith("n") and _ORG_END.search(word)))
+        if len(word) >= 2 and (flag in _ACTOR_FLAGS or (flag.startswith("n") and ORG_END.search(word)))
     }
     return list(found.items())
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from rag.answering import Answerer, Pieces, compose
-from rag.articles import Line, actor_tags, actors, named_people, read_article
+from rag.articles import ORG_END, Line, actor_tags, actors, named_people, read_article
 from rag.question import OPEN, Question
 from rag.relevance import Evidence, RelevanceModel
 from rag.terms import Weights, term_coverage
@@ -38,7 +38,7 @@ KIND_TERMS = frozenset(
     举措 措施 做法 办法 成效 成果 经验 亮点 具体 主要 工作 情况 打算 目标 计划 思路 看待 看法 做 干 采取 推出 出台 取得
     篇 位 几篇 几位 文章 这篇 这几篇 那篇 各篇 每篇 局长 书记 主任 领导 受访者 访谈 采访 讲 谈 说 讲了 谈了 说了 提出 做了
     方面 几个 哪几个 内容 主要内容 概括 总结 概述 要点 大意 观点 介绍 一下 请 分别 各自 都 呢 吗 还有 其他 别的 更多
-    篇文章 这篇文章 有 是 在 上 安排 部署 考虑 各位
+    篇文章 这篇文章 有 是 在 上 安排 部署 考虑 各位 推行 实行 实施 开展 推进 推动 进行 做好 抓好 怎么做 如何做
     """.split()
 )
 
@@ -132,8 +132,9 @@ class Reader:
                 weights.pop(term)
         heads = " ".join(f"{h.chunk.title} {h.chunk.interviewee}" for h in hits).lower()
         places = " ".join(h.text for h in hits).lower()
-        for name, flag in actor_tags(text):
-            if name in heads or (name in places and not flag.startswith("nr")):
+        for name, _ in actor_tags(text):
+            # an organisation the passages name ("发改委" in "省发改委如何……") is whose words, not what about
+            if name in heads or (name in places and ORG_END.search(name)):
                 weights.pop(name, None)
         return weights
 
@@ -205,7 +206,7 @@ class PassageAnswerer(Answerer):
         used: set[int] = set()
         best = max((a.coverage for a in anchors), default=0.0)
         for anchor in anchors:
-            if len(chosen) >= 2 or (chosen and anchor.coverage < ON_TOPIC * best) or (weights and anchor.coverage <= 0):
+            if len(chosen) >= 2 or (chosen and anchor.coverage <= ON_TOPIC * best) or (weights and anchor.coverage <= 0):
                 break
             point, whole = self._point(anchor, lines, scored, weights)
             if not point or point[0].line.start in used:
@@ -219,7 +220,7 @@ class PassageAnswerer(Answerer):
                 and not (s.line.framing and not anchor.line.framing)
                 and not (skip and s.text in skip)
                 and not any(s is c for c in chosen)
-                and (whole or s is anchor or s.coverage >= ON_TOPIC * anchor.coverage)
+                and (whole or s is anchor or s.coverage > ON_TOPIC * anchor.coverage)
             ]
             if len(keep) > MAX_OPEN - len(chosen):
                 keep = sorted(keep, key=lambda s: -s.score)[: MAX_OPEN - len(chosen)]
