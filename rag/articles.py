@@ -89,11 +89,16 @@ def read_article(chunks: list[Chunk]) -> list[Line]:
                 framing,
             )
         )
-    # A point's first sentence is its heading when it is short and the point goes on.
+    # A point's first sentence is its heading when it is short and the point goes on (the
+    # article's opening paragraph introduces it and has none: "发展是第一要务，改革是根本动力。").
     following = {ln.point for ln in lines if not ln.opens}
     return [
         replace(ln, heading=True)
-        if ln.opens and ln.point in following and len(_SPEAKER.sub("", ln.text)) <= HEADING_CHARS and not ln.asked
+        if ln.opens
+        and ln.point in following
+        and ln.paragraph != first
+        and len(_SPEAKER.sub("", ln.text)) <= HEADING_CHARS
+        and not ln.asked
         else ln
         for ln in lines
     ]
