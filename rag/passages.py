@@ -200,13 +200,23 @@ class PassageAnswerer(Answerer):
             (h.start, h.end) for h in hits if (h.source, h.chunk.article) == (hits[0].source, hits[0].chunk.article)
         ]
         in_hits = [s for s in scored.values() if any(b <= s.line.start < e for b, e in spans)]
-        # The article's framing and closing anchor an answer only when nothing else carries the topic.
-        anchors = sorted(in_hits or list(scored.values()), key=lambda s: (s.line.framing, -s.coverage, -s.lift))
+        candidates = in_hits or list(scored.values())
+        best = max((a.coverage for a in candidates), default=0.0)
+        about = self._aboutness(lines, scored, best)
+        # The anchor is a sentence carrying the topic in the point most about it (its opening
+        # sentence or a reporter's question carries the topic; most of its sentences do), not a
+        # passing mention; the article's framing and closing only when nothing else carries it.
+        anchors = sorted(
+            [s for s in candidates if s.coverage > 0 or not weights],
+            key=lambda s: (s.line.framing, s.coverage <= ON_TOPIC * best, *about(s), -s.coverage, -s.lift),
+        )
         chosen: list[Scored] = []
         used: set[int] = set()
-        best = max((a.coverage for a in anchors), default=0.0)
         for anchor in anchors:
-            if len(chosen) >= 2 or (chosen and anchor.coverage <= ON_TOPIC * best) or (weights and anchor.coverage <= 0):
+            # Two sentences at least, unless those quoted already carry the whole topic: a narrow
+            # question ("在并联办理方面推行了哪些做法？") is not padded with its mentions elsewhere.
+            covered = chosen and term_coverage(weights, " ".join(s.text for s in chosen).lower()) >= 1.0
+            if len(chosen) >= 2 or covered or (chosen and anchor.coverage <= ON_TOPIC * best):
                 break
             point, whole = self._point(anchor, lines, scored, weights)
             if not point or point[0].line.start in used:
@@ -226,6 +236,23 @@ class PassageAnswerer(Answerer):
                 keep = sorted(keep, key=lambda s: -s.score)[: MAX_OPEN - len(chosen)]
             chosen += keep
         return chosen
+
+    @staticmethod
+    def _aboutness(lines: list[Line], scored: dict, best: float):
+        """For a candidate anchor: (not led by the topic, minus the share of its point's sentences carrying it)."""
+        carries = {start: s.coverage > ON_TOPIC * best for start, s in scored.items()}
+        points: dict[int, list[Line]] = {}
+        for ln in lines:
+            points.setdefault(ln.point, []).append(ln)
+
+        def about(s: Scored) -> tuple[bool, float]:
+            if s.line.asked:
+                return (not carries[s.line.start], -1.0)
+            point = points[s.line.point]
+            content = [ln for ln in point if not ln.heading] or point
+            return (not carries[point[0].start], -sum(carries[ln.start] for ln in content) / len(content))
+
+        return about
 
     @staticmethod
     def _point(anchor: Scored, lines: list[Line], scored: dict, weights: Weights) -> tuple[list[Scored], bool]:
@@ -294,7 +321,8 @@ class WhoSaidAnswerer(Answerer):
             near = [ln for ln in lines if any(h.start <= ln.start < h.end for h in found)] or lines
             scored = self.reader.scored(question, near, weights, background)
             content = [s for s in scored if not s.line.heading and not s.line.framing] or scored
-            best = sorted(content, key=lambda s: (-s.coverage, -s.lift))[:per_each]
+            # where the interviewee first takes the topic up, among the sentences carrying most of it
+            best = sorted(content, key=lambda s: (-round(s.coverage, 3), s.line.start))[:per_each]
             chosen += best
             if len({(s.hit.source, s.hit.chunk.article) for s in chosen}) >= MAX_ARTICLES:
                 break
