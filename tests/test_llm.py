@@ -90,3 +90,30 @@ def test_prompt_numbers_passages_and_fences_them_as_data(make_assistant):
 def test_support_measure():
     assert support("取消纸质材料", "我们取消了纸质材料。") > 0.7
     assert support("免费发放电脑", "我们取消了纸质材料。") == 0.0
+
+
+class RecordingLLM(LLMAnswerer):
+    """The LLM answerer, remembering the passages each question sent it."""
+
+    def __init__(self, chat) -> None:
+        super().__init__(chat)
+        self.sent: list[list] = []
+
+    def stream(self, question, hits):
+        self.sent.append(list(hits))
+        return (yield from super().stream(question, hits))
+
+
+def test_broad_questions_send_the_llm_the_passages_chosen_for_their_kind(settings, fake_embedder):
+    ingest([CORPUS], settings, embedder=fake_embedder)
+    llm = RecordingLLM(fake_llm("placeholder", "placeholder"))
+    assistant = Assistant(settings, embedder=fake_embedder, llm=llm)
+    quoted = Assistant(settings, embedder=fake_embedder).ask("哪几位受访者谈到了营商环境？")
+    answer = assistant.ask("哪几位受访者谈到了营商环境？")
+    sent = llm.sent[0]
+    # one passage per article, the ones the who-said answer quotes
+    assert len({(h.source, h.chunk.article) for h in sent}) == len(sent) == len(quoted.citations) >= 2
+    assert all(any(h.chunk.id == c.chunk_id for h in sent) for c in quoted.citations)
+    assert answer.found and "引用原文" in answer.notice  # the placeholder reply is not verified: quoted instead
+    refused = assistant.ask("招商引资有什么举措？", interviewees=["于晓峰"])
+    assert not refused.found and len(llm.sent) == 1  # the scope's refusal stands; the LLM is not asked
