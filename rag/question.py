@@ -107,9 +107,9 @@ _SUMMARY = re.compile(
 _EVERY_ARTICLE = re.compile(r"这几|这些|几篇|各篇|每篇|每一篇|所有|全部|各位|\b(?:these|all|each)\b", re.I)
 # "怎么做的", "如何推进", "有哪些举措", "做了什么", "谈谈…": a broad question, answered with a passage.
 _OPEN = re.compile(
-    r"(?:怎么|怎样|如何|怎么样)(?!的|样的)(?![^，,。？?]{0,3}(?:多少|几))"
+    r"(?:怎么|怎样|如何|怎么样)(?!的|样的|[？?。]*$)(?![^，,。？?]{0,3}(?:多少|几))"
     r"|(?:哪些|什么|哪几项|几项)[^，,。？?“”]{0,8}?"
-    r"(?:举措|措施|做法|办法|成效|成果|经验|亮点|改革|目标|打算|工作|政策|思路|安排|部署|行动|创新|尝试|变化|考虑)"
+    r"(?:举措|措施|做法|办法|成效|成果|经验|亮点|改革|目标|打算|政策|思路|安排|部署|行动|创新|尝试|变化|考虑)"
     r"|做了(?:什么|哪些|些什么)|干了(?:什么|哪些)|(?:谈谈|说说|讲讲|聊聊|介绍)(?!一下(?:这|该|那|每|各))|看待|打算|怎么看"
     r"|^how (?:did|does|do|has|have|is|are|was|were|will|can|could|should)\b(?!.*\b(?:many|much)\b)"
     r"|\bwhat (?:has|have|did|does|do|will)\b.*\b(?:done|do|doing)\b|\bwhat (?:measures|steps|actions|reforms|policies)\b"
@@ -124,8 +124,17 @@ _ASKS_A_FACT = re.compile(
 )
 
 
+# Traditional characters of the words above, read as their simplified forms (DRCD, users in
+# Taiwan and Hong Kong): "還有呢", "怎麼做的", "哪些受訪者談到".
+_SIMPLIFIED = str.maketrans(
+    "麼說講還別談訪幾這問記採們為舉進實總結點並個種與關體場區縣開後會過來對時從當現經濟應該據報導樣",
+    "么说讲还别谈访几这问记采们为举进实总结点并个种与关体场区县开后会过来对时从当现经济应该据报导样",
+)
+
+
 def kind_of(text: str, has_history: bool = False) -> str:
     """What ``text`` asks for: one of ``KINDS`` (a "more" question only with a conversation before it)."""
+    text = text.translate(_SIMPLIFIED)
     if _MORE.search(text) and not _MORE_WORDS.sub("", re.sub(r"[\s\W\d_]+", "", text)):
         return MORE
     if _SUMMARY.search(text):

@@ -49,6 +49,12 @@ from rag.question import FACTOID, MORE, OPEN, SUMMARY, WHO, Question, kind_of
         ("再讲讲", MORE),
         ("Anything else?", MORE),
         ("What else?", MORE),
+        # traditional characters
+        ("這篇訪談主要講了什麼？", SUMMARY),
+        ("哪些受訪者談到了教育？", WHO),
+        ("水務局是怎麼做的？", OPEN),
+        ("還有別的嗎？", MORE),
+        ("銀河的水質如何？", FACTOID),  # how X is: a fact, not how it was done
     ],
 )
 def test_kind_of_wordings(text, kind):
