@@ -127,8 +127,8 @@ _ASKS_A_FACT = re.compile(
 # Traditional characters of the words above, read as their simplified forms (DRCD, users in
 # Taiwan and Hong Kong): "還有呢", "怎麼做的", "哪些受訪者談到".
 _SIMPLIFIED = str.maketrans(
-    "麼說講還別談訪幾這問記採們為舉進實總結點並個種與關體場區縣開後會過來對時從當現經濟應該據報導樣",
-    "么说讲还别谈访几这问记采们为举进实总结点并个种与关体场区县开后会过来对时从当现经济应该据报导样",
+    "麼說講還別談訪幾這問記採們為舉進實總結點並個種與關體場區縣開後會過來對時從當現經濟應該據報導樣嗎繼續覽議",
+    "么说讲还别谈访几这问记采们为举进实总结点并个种与关体场区县开后会过来对时从当现经济应该据报导样吗继续览议",
 )
 
 
