@@ -79,7 +79,9 @@ def check_turn(turn: dict, answer, said: set[str]) -> list[str]:
 
 def run_conversations(assistants: dict, conversations: list[dict], on_progress=None) -> dict:
     """Every conversation asked of every system; pass counts per kind, per-turn rows and latencies."""
-    rows, latencies = [], defaultdict(list)
+    from rag.question import Question
+
+    rows, latencies, by_kind = [], defaultdict(list), defaultdict(lambda: defaultdict(list))
     for i, conversation in enumerate(conversations):
         row = {"id": conversation["id"], "type": conversation["type"], "systems": {}}
         for name, assistant in assistants.items():
@@ -87,7 +89,9 @@ def run_conversations(assistants: dict, conversations: list[dict], on_progress=N
             for turn in conversation["turns"]:
                 began = time.perf_counter()
                 answer = assistant.ask(turn["q"], history=history, interviewees=turn.get("interviewees"))
-                latencies[name].append(time.perf_counter() - began)
+                seconds = time.perf_counter() - began
+                latencies[name].append(seconds)
+                by_kind[name][assistant.kind_of(Question.parse(turn["q"], history))].append(seconds)
                 problems = check_turn(turn, answer, said)
                 passed = passed and not problems
                 turns.append({"q": turn["q"], "found": answer.found, "problems": problems, "answer": answer.text})
@@ -111,15 +115,25 @@ def run_conversations(assistants: dict, conversations: list[dict], on_progress=N
         }
         for name in assistants
     }
-    speed = {
-        name: {
-            "p50_ms": round(1000 * statistics.median(values), 1),
-            "p95_ms": round(1000 * sorted(values)[min(len(values) - 1, round(0.95 * (len(values) - 1)))], 1),
-        }
-        for name, values in latencies.items()
-        if values
+    speed = {name: _percentiles(values) for name, values in latencies.items() if values}
+    per_kind = {name: {k: _percentiles(v) for k, v in sorted(kinds_.items())} for name, kinds_ in by_kind.items()}
+    return {
+        "conversations": len(rows),
+        "kinds": kinds,
+        "passed": table,
+        "speed": speed,
+        "speed_per_kind": per_kind,
+        "rows": rows,
     }
-    return {"conversations": len(rows), "kinds": kinds, "passed": table, "speed": speed, "rows": rows}
+
+
+def _percentiles(values: list[float]) -> dict:
+    ordered = sorted(values)
+    return {
+        "questions": len(values),
+        "p50_ms": round(1000 * statistics.median(ordered), 1),
+        "p95_ms": round(1000 * ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))], 1),
+    }
 
 
 def format_conversations(result: dict, source: str = "") -> str:
@@ -136,6 +150,14 @@ def format_conversations(result: dict, source: str = "") -> str:
         "ask() latency: "
         + "; ".join(f"{n} p50 {s['p50_ms']} ms, p95 {s['p95_ms']} ms" for n, s in result["speed"].items())
     )
+    for name, kinds in result.get("speed_per_kind", {}).items():
+        if name == names[0]:
+            lines.append(
+                f"{name} per question kind: "
+                + "; ".join(
+                    f"{k} ({s['questions']}) p50 {s['p50_ms']} / p95 {s['p95_ms']} ms" for k, s in kinds.items()
+                )
+            )
     failed = [r for r in result["rows"] if not r["systems"][names[0]]["passed"]]
     if failed:
         lines += ["", f"not passed by {names[0]}:"]
