@@ -176,7 +176,7 @@ def _pieces_of(people: frozenset[str]) -> dict[str, list[str]]:
     }
 
 
-_ACTOR_FLAGS = {"nr", "nrfg", "nrt", "ns", "nt", "j"}
+_ACTOR_FLAGS = {"nr", "nrfg", "nrt", "ns", "nt"}
 ORG_END = re.compile(
     r"[局委区县厅院部办所校馆会处司省市镇村]$|中心$|公司$|集团$|大学$|学院$|书记$|局长$|主任$|市长$|县长$"
 )
@@ -189,7 +189,8 @@ def actor_tags(text: str) -> list[tuple[str, str]]:
     found = {
         word.lower(): flag
         for word, flag in tags(text)
-        if len(word) >= 2 and (flag in _ACTOR_FLAGS or (flag.startswith("n") and ORG_END.search(word)))
+        # an organisation's name is longer than its kind ("发改委", "开发区"; not "大学", "城市")
+        if len(word) >= 2 and (flag in _ACTOR_FLAGS or (len(word) >= 3 and ORG_END.search(word)))
     }
     return list(found.items())
 

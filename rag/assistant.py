@@ -55,7 +55,8 @@ class Assistant:
             people=lambda: self.retriever.known()[1],
         )
         summary = SummaryAnswerer(reader)
-        broad = {OPEN: PassageAnswerer(reader, summary), WHO: WhoSaidAnswerer(reader), SUMMARY: summary}
+        passages = PassageAnswerer(reader, summary)
+        broad = {OPEN: passages, WHO: WhoSaidAnswerer(reader), SUMMARY: summary}
         self.answerers: dict[str, Answerer] = {FACTOID: self.extractive, **broad, MORE: MoreAnswerer(broad)}
         self.documents = DocumentStore(self.settings)
         self._llm = llm
@@ -115,12 +116,14 @@ class Assistant:
         """Ranked chunks for ``question`` (a follow-up is read with ``history``), within the named scope."""
         q = Question.parse(question, history)
         scope = self.scope(sources, interviewees)
-        return [] if q.refusal else self._retrieve(q, k or self.settings.top_k, scope)
+        k = k or self.settings.top_k
+        return [] if q.refusal else self._retrieve(q, k, scope)[:k]
 
-    def _retrieve(self, question: Question, k: int, scope: Scope = Scope()) -> list[Hit]:
+    def _retrieve(self, question: Question, k: int, scope: Scope = Scope(), kind: str | None = None) -> list[Hit]:
+        """The chunks the answerer of ``kind`` (the question's own by default) reads."""
         if self.is_empty():
             raise IndexMissingError(f"the index under {self.settings.home} is empty; run: rag ingest")
-        kind = self.kind_of(question)
+        kind = kind or self.kind_of(question)
         if kind == MORE and question.asked_before is not None:
             return self._retrieve(question.asked_before, k, scope)  # the same passages as the question it follows
         # A follow-up stays near the articles the previous turn was about.
@@ -176,19 +179,31 @@ class Assistant:
             yield question.refusal
             return Answer(question=question.text, text=question.refusal, found=False)
         k = top_k or self.settings.top_k
-        hits = self._retrieve(question, max(k, ACROSS_TOP_K) if question.across_interviews else k, scope)
-        answer = yield from self._answer_with_fallback(question, hits)
+        k = max(k, ACROSS_TOP_K) if question.across_interviews else k
+        hits = self._retrieve(question, k, scope)
+        quoted = None if self.kind_of(question) == FACTOID else self._broad(question, hits, k, scope)
+        answer = yield from self._answer_with_fallback(question, hits, quoted)
         return with_notice(answer, question.notice)
 
-    def _answer_with_fallback(self, question: Question, hits: list[Hit]) -> Pieces:
-        """The LLM's answer when there is one that checks out, else the quoted sentences."""
+    def _broad(self, question: Question, hits: list[Hit], k: int, scope: Scope) -> Answer:
+        """The quoted answer to a broad question; an open one whose scope holds nothing on its
+        topic is asked again as a factoid: worded unlike the text ("农村的小学校以后会怎么处理？"),
+        its words are not there, yet one sentence may answer it -- the calibrated scorer decides."""
+        answer = self.answerer_for(question).answer(question, hits)
+        if not answer.found and self.kind_of(question) == OPEN:
+            answer = self.extractive.answer(question, self._retrieve(question, k, scope, kind=FACTOID))
+        return answer
+
+    def _answer_with_fallback(self, question: Question, hits: list[Hit], quoted: Answer | None = None) -> Pieces:
+        """The LLM's answer when there is one that checks out, else the quoted sentences.
+
+        ``quoted``: a broad question's quoted answer: the LLM reads the passages chosen for its
+        kind (one per article for who-said), and its refusal stands without asking the LLM.
+        """
         notice = ""
         if self.llm is not None:
             passages = hits
-            if self.kind_of(question) != FACTOID:
-                # A broad question: the LLM reads the passages chosen for its kind (one per
-                # article for who-said), and the scope's refusal stands without asking it.
-                quoted = self.answerer_for(question).answer(question, hits)
+            if quoted is not None:
                 if not quoted.found:
                     yield quoted.text
                     return quoted
@@ -207,6 +222,9 @@ class Assistant:
                         f"The LLM server is unavailable ({_cause_name(e)}); quoting the sources instead.",
                     )
                 )
+        if quoted is not None:
+            yield quoted.text
+            return with_notice(quoted, notice)
         answer = yield from self.answerer_for(question).stream(question, hits)
         return with_notice(answer, notice)
 

@@ -127,14 +127,20 @@ class Reader:
         name ("住建局" in a question about the housing bureau's interview is the scope, not the topic)."""
         text = self.about(question)
         weights = {t: w for t, w in self.term_weights(text).items() if t not in KIND_TERMS}
-        for piece in named_people(text, self.people()):
-            for term in [t for t in weights if t in piece or piece in t]:
+        named = named_people(text, self.people())
+        rest = text.lower()
+        for piece in named:
+            rest = rest.replace(piece, " ")
+        for piece in named:
+            # the words of the name itself ("市住"/"建局" of 市住建局), not the same word in the
+            # topic ("教育" of 乡村教育 beside 市教育局)
+            for term in [t for t in weights if (t in piece and t not in rest) or piece in t]:
                 weights.pop(term)
         heads = " ".join(f"{h.chunk.title} {h.chunk.interviewee}" for h in hits).lower()
         places = " ".join(h.text for h in hits).lower()
         for name, _ in actor_tags(text):
             # an organisation the passages name ("发改委" in "省发改委如何……") is whose words, not what about
-            if name in heads or (name in places and ORG_END.search(name)):
+            if name in heads or (name in places and len(name) > 2 and ORG_END.search(name)):
                 weights.pop(name, None)
         return weights
 
@@ -160,6 +166,7 @@ class PassageAnswerer(Answerer):
     mode = "extractive"
 
     def __init__(self, reader: Reader, overview: Answerer | None = None) -> None:
+        """``overview`` answers a question with no topic of its own (the interviewee's points)."""
         self.reader = reader
         self.overview = overview
 
@@ -239,7 +246,7 @@ class PassageAnswerer(Answerer):
 
     @staticmethod
     def _aboutness(lines: list[Line], scored: dict, best: float):
-        """For a candidate anchor: (not led by the topic, minus the share of its point's sentences carrying it)."""
+        """For a candidate anchor: (not led by the topic, minus how many of its point's sentences carry it)."""
         carries = {start: s.coverage > ON_TOPIC * best for start, s in scored.items()}
         points: dict[int, list[Line]] = {}
         for ln in lines:
@@ -247,10 +254,10 @@ class PassageAnswerer(Answerer):
 
         def about(s: Scored) -> tuple[bool, float]:
             if s.line.asked:
-                return (not carries[s.line.start], -1.0)
+                return (not carries[s.line.start], -MAX_OPEN)
             point = points[s.line.point]
             content = [ln for ln in point if not ln.heading] or point
-            return (not carries[point[0].start], -sum(carries[ln.start] for ln in content) / len(content))
+            return (not carries[point[0].start], -sum(carries[ln.start] for ln in content))
 
         return about
 
