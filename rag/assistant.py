@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 from rag.answering import Answerer, AnswerStream, Pieces, with_notice
+from rag.articles import actors, named_people
 from rag.config import Settings
 from rag.embeddings import SentenceSimilarity, load_embedder
 from rag.errors import IndexMissingError, LLMUnavailable, UnknownFilterError
 from rag.extractive import ExtractiveAnswerer
-from rag.passages import (
-    MoreAnswerer,
-    PassageAnswerer,
-    Reader,
-    SummaryAnswerer,
-    WhoSaidAnswerer,
-    actors,
-    named_people,
-)
+from rag.passages import MoreAnswerer, PassageAnswerer, SummaryAnswerer, WhoSaidAnswerer
 from rag.question import FACTOID, MORE, OPEN, SUMMARY, WHO, History, Question
 from rag.retrieval import HybridRetriever
 from rag.scorer import ScoredAnswerer
 from rag.store import DocumentStore, cached_embedder
+from rag.terms import term_coverage
+from rag.topics import Reader
 from rag.types import Answer, Hit, Scope
 
 # A question across interviews needs chunks from several of them.
@@ -136,7 +131,29 @@ class Assistant:
         hits = self.retriever.retrieve(about, k=k * (3 if articles else 1), near=near, scope=scope)
         if articles:
             hits = [h for h in hits if (h.source, h.chunk.article) in articles] or hits
-        return hits[:k]
+        hits = hits[:k]
+        if kind == WHO:
+            hits += self._other_articles(question, hits, scope)
+        return hits
+
+    def _other_articles(self, question: Question, hits: list[Hit], scope: Scope) -> list[Hit]:
+        """For a who-said question: the chunk most on the topic of each article that holds one of
+        its two weightiest words but had no chunk among ``hits`` -- so every article is decided,
+        not only those retrieval ranked high."""
+        weights = self.reader.topic(question, hits)
+        heaviest = sorted(weights, key=lambda t: -weights[t][0])[:2]
+        seen = {(h.source, h.chunk.article) for h in hits}
+        more: list[Hit] = []
+        for term in heaviest:
+            for source, article, _ in sorted(self.retriever.containing(term, scope)):
+                if (source, article) in seen:
+                    continue
+                seen.add((source, article))
+                chunks = self.retriever.article(source, article)
+                best = max(chunks, key=lambda c: term_coverage(weights, c.indexed_text.lower()), default=None)
+                if best is not None:
+                    more.append(Hit(best, 0.0))
+        return more
 
     def _actors_scope(self, text: str, scope: Scope) -> tuple[Scope, set[tuple[str, int]]]:
         """The scope narrowed to the articles of the organisations and people the question names

@@ -14,152 +14,25 @@ relevance model (``rag.relevance``), not by any sentence's answer probability.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-
-import numpy as np
+from dataclasses import replace
 
 from rag.answering import Answerer, Pieces, compose
-from rag.articles import ORG_END, Line, actor_tags, actors, named_people, read_article
+from rag.articles import Line, actors, named_people
 from rag.question import OPEN, Question
-from rag.relevance import Evidence, RelevanceModel
 from rag.terms import Weights, term_coverage
-from rag.types import Answer, Chunk, Hit, cite
+from rag.topics import Reader, Scored
+from rag.types import Answer, Hit, cite
 
 MAX_OPEN = 5  # sentences of an open answer
 MAX_POINTS = 10  # headings of one article's summary
 MAX_ARTICLES = 8  # articles in a who-said answer or a summary of several
+MAX_CONSIDERED = 64  # articles a who-said question decides on
 ON_TOPIC = (
     0.5  # share of the anchor's topic coverage a further sentence needs, when its point's heading lacks the topic
 )
+
+
 # Words that say what kind of answer is wanted ("有哪些举措", "具体目标"), not what it is about.
-KIND_TERMS = frozenset(
-    """
-    举措 措施 做法 办法 成效 成果 经验 亮点 具体 主要 工作 情况 打算 目标 计划 思路 看待 看法 做 干 采取 推出 出台 取得
-    篇 位 几篇 几位 文章 这篇 这几篇 那篇 各篇 每篇 局长 书记 主任 领导 受访者 访谈 采访 讲 谈 说 讲了 谈了 说了 提出 做了
-    方面 几个 哪几个 内容 主要内容 概括 总结 概述 要点 大意 观点 介绍 一下 请 分别 各自 都 呢 吗 还有 其他 别的 更多
-    篇文章 这篇文章 有 是 在 上 安排 部署 考虑 各位 推行 实行 实施 开展 推进 推动 进行 做好 抓好 怎么做 如何做
-    """.split()
-)
-
-
-@dataclass(frozen=True)
-class Scored:
-    """A line with how much of the topic it carries and its similarity to the question."""
-
-    line: Line
-    coverage: float
-    lift: float
-
-    @property
-    def score(self) -> float:
-        return self.coverage + self.lift
-
-    # what ``compose`` reads
-    @property
-    def hit(self) -> Hit:
-        return self.line.hit
-
-    @property
-    def start(self) -> int:
-        return self.line.start
-
-    @property
-    def end(self) -> int:
-        return self.line.end
-
-    @property
-    def text(self) -> str:
-        return self.line.text
-
-
-class Reader:
-    """What the passage answerers share: the topic of a question, whole articles, scores of lines.
-
-    Args:
-        article: the chunks of one article, by (source, article number), in reading order.
-        term_weights: the weighted terms of a text (IDF from the lexical index).
-        similarity: cosine similarity of a question to each of some sentences (e5, cached).
-        background: a question's mean similarity to the collection.
-        relevance: the calibrated relevance model (``rag.relevance``).
-    """
-
-    def __init__(
-        self,
-        article: Callable[[str, int], list[Chunk]],
-        term_weights: Callable[[str], Weights],
-        similarity: Callable[[str, list[str]], np.ndarray],
-        background: Callable[[str], float],
-        relevance: RelevanceModel | None = None,
-        people: Callable[[], set[str]] = set,
-    ) -> None:
-        self._article = article
-        self.people = people
-        self.term_weights = term_weights
-        self.similarity = similarity
-        self.background = background
-        self._relevance = relevance
-
-    @property
-    def relevance(self) -> RelevanceModel:
-        if self._relevance is None:
-            self._relevance = RelevanceModel.load()
-        return self._relevance
-
-    def lines(self, hit: Hit) -> list[Line]:
-        return read_article(self._article(hit.source, hit.chunk.article))
-
-    def about(self, question: Question) -> str:
-        """What a broad question is about.  A follow-up with a topic of its own ("那供水方面呢？")
-        is read alone, with whom the question before it named; one without ("具体有哪些举措？")
-        together with that question."""
-        if not question.follow_up:
-            return question.text
-        own = [t for t in self.term_weights(question.text) if t not in KIND_TERMS]
-        if not own:
-            return question.search_text
-        earlier = question.previous[0]
-        names = [*named_people(earlier, self.people()), *actors(earlier)]
-        return " ".join([*(n for n in names if n not in question.text), question.text])
-
-    def topic(self, question: Question, hits: list[Hit]) -> Weights:
-        """The question's weighted terms less the words of its kind and the subjects its articles
-        name ("住建局" in a question about the housing bureau's interview is the scope, not the topic)."""
-        text = self.about(question)
-        weights = {t: w for t, w in self.term_weights(text).items() if t not in KIND_TERMS}
-        named = named_people(text, self.people())
-        rest = text.lower()
-        for piece in named:
-            rest = rest.replace(piece, " ")
-        for piece in named:
-            # the words of the name itself ("市住"/"建局" of 市住建局), not the same word in the
-            # topic ("教育" of 乡村教育 beside 市教育局)
-            for term in [t for t in weights if (t in piece and t not in rest) or piece in t]:
-                weights.pop(term)
-        heads = " ".join(f"{h.chunk.title} {h.chunk.interviewee}" for h in hits).lower()
-        places = " ".join(h.text for h in hits).lower()
-        for name, _ in actor_tags(text):
-            # an organisation the passages name ("发改委" in "省发改委如何……") is whose words, not what about
-            if name in heads or (name in places and len(name) > 2 and ORG_END.search(name)):
-                weights.pop(name, None)
-        return weights
-
-    def relevant(self, question: Question, weights: Weights, hits: list[Hit], background: float) -> bool:
-        """Whether ``hits`` are on the topic of ``weights`` (the calibrated decision)."""
-        evidence = Evidence.of(weights, hits, background)
-        return self.relevance.relevant(evidence, question.cjk)
-
-    def scored(self, question: Question, lines: list[Line], weights: Weights, background: float) -> list[Scored]:
-        """Each line with its topic coverage and its similarity to the question above the background."""
-        if not lines:
-            return []
-        cosines = self.similarity(self.about(question), [ln.text for ln in lines])
-        return [
-            Scored(ln, term_coverage(weights, ln.text.lower()) if weights else 0.0, float(c) - background)
-            for ln, c in zip(lines, cosines)
-        ]
-
-
 class PassageAnswerer(Answerer):
     """Open questions ("怎么做的？", "有哪些举措？"): the point of a passage that carries the topic."""
 
@@ -318,24 +191,34 @@ class WhoSaidAnswerer(Answerer):
         per_article: dict[tuple[str, int], list[Hit]] = {}
         for h in hits:
             per_article.setdefault((h.source, h.chunk.article), []).append(h)
-        chosen: list[Scored] = []
         per_each = 2 if re.search(r"分别|各自", question.text) and _asks_how(question) else 1
-        for key in sorted(per_article)[: MAX_ARTICLES * 4]:
+        # Every article is decided on its own; all that discuss the topic are counted, the first
+        # MAX_ARTICLES quoted and the rest said to be there, so "these and no others" holds.
+        discussing = [
+            key
+            for key in sorted(per_article)[:MAX_CONSIDERED]
+            if self.reader.relevant(question, weights, per_article[key], background)
+        ]
+        chosen: list[Scored] = []
+        for key in discussing[:MAX_ARTICLES]:
             found = per_article[key]
-            if not self.reader.relevant(question, weights, found, background):
-                continue
             lines = [ln for ln in self.reader.lines(found[0]) if not ln.asked and not (skip and ln.text in skip)]
             near = [ln for ln in lines if any(h.start <= ln.start < h.end for h in found)] or lines
             scored = self.reader.scored(question, near, weights, background)
             content = [s for s in scored if not s.line.heading and not s.line.framing] or scored
             # where the interviewee first takes the topic up, among the sentences carrying most of it
-            best = sorted(content, key=lambda s: (-round(s.coverage, 3), s.line.start))[:per_each]
-            chosen += best
-            if len({(s.hit.source, s.hit.chunk.article) for s in chosen}) >= MAX_ARTICLES:
-                break
+            chosen += sorted(content, key=lambda s: (-round(s.coverage, 3), s.line.start))[:per_each]
         if not chosen:
             return self.not_found(question, hits)
-        return compose(question, chosen, [s.score for s in chosen], hits, attribute=True)
+        answer = compose(question, chosen, [s.score for s in chosen], hits, attribute=True)
+        more = len(discussing) - MAX_ARTICLES
+        if more > 0:
+            notice = question.reply(
+                f"另有 {more} 篇访谈也谈到了这个话题，未一一列出；可按受访者筛选后再问。",
+                f"{more} more interviews also discuss this; filter by interviewee to see them.",
+            )
+            answer = replace(answer, notice=notice)
+        return answer
 
 
 def _asks_how(question: Question) -> bool:

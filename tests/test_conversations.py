@@ -67,7 +67,9 @@ def test_the_conversation_dev_set(dev):
 def test_our_own_conversations_with_an_uploaded_interview(own):
     _kinds_hold(own)
     assert own["passed"]["ours"]["all"][0] >= 29  # of 34 (32 when this was written)
-    about_upload = {c["id"] for c in load(DATA / "conversations_own.jsonl") if "陈立新" in json.dumps(c, ensure_ascii=False)}
+    about_upload = {
+        c["id"] for c in load(DATA / "conversations_own.jsonl") if "陈立新" in json.dumps(c, ensure_ascii=False)
+    }
     passed = [r["id"] for r in own["rows"] if r["id"] in about_upload and r["systems"]["ours"]["passed"]]
     assert len(about_upload) >= 8 and len(passed) >= len(about_upload) - 1
 
@@ -128,7 +130,9 @@ def test_check_turn_reads_the_conversation_format():
         def __init__(self, interviewee, quote, title="T"):
             self.interviewee, self.quote, self.title = interviewee, quote, title
 
-    turn = json.loads('{"q": "q", "found": true, "who": ["住建局"], "phrases": ["两问一学", "服务专员"], "min_phrases": 2}')
+    turn = json.loads(
+        '{"q": "q", "found": true, "who": ["住建局"], "phrases": ["两问一学", "服务专员"], "min_phrases": 2}'
+    )
     good = A(True, "开展“两问一学”活动[1]推行服务专员制度[2]", [C("市住建局局长", "a"), C("市住建局局长", "b")])
     assert check_turn(turn, good, set()) == []
     assert check_turn(turn, A(True, "开展“两问一学”活动[1]", [C("市住建局局长", "a")]), set()) == ["1 of 2 phrases"]

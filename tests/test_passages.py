@@ -11,10 +11,11 @@ import pytest
 from ingest.chunk import chunk_document
 from ingest.parse import parse_file
 from rag.articles import named_people, read_article
-from rag.passages import MoreAnswerer, PassageAnswerer, Reader, SummaryAnswerer, WhoSaidAnswerer
+from rag.passages import MoreAnswerer, PassageAnswerer, SummaryAnswerer, WhoSaidAnswerer
 from rag.question import OPEN, SUMMARY, WHO, Question
 from rag.relevance import Evidence, Logistic, RelevanceModel
 from rag.terms import term_coverage, term_weights
+from rag.topics import Reader
 from rag.types import Hit
 from tests.conftest import CORPUS
 
