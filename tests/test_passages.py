@@ -164,3 +164,13 @@ def test_evidence_reads_the_best_passage(chunks, reader):
     assert evidence.coverage == 1.0 and evidence.lift == pytest.approx(0.05)
     assert Evidence.of(weights, [], 0.0) == Evidence(0.0, -1.0)
     assert Evidence.of({}, hits, 0.75).coverage == 1.0  # no topic: the scope itself is the topic
+
+
+def test_who_said_says_how_many_it_did_not_list(chunks, reader, monkeypatch):
+    import rag.passages
+
+    monkeypatch.setattr(rag.passages, "MAX_ARTICLES", 2)
+    q = Question.parse("哪几位受访者提到了营商环境？")
+    answer = WhoSaidAnswerer(reader).answer(q, _hits(chunks, q.text, reader, k=60))
+    assert len({c.interviewee for c in answer.citations}) == 2
+    assert answer.notice.startswith("另有") and "未一一列出" in answer.notice
