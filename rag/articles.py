@@ -104,6 +104,13 @@ def read_article(chunks: list[Chunk]) -> list[Line]:
     ]
 
 
+def structured(lines: list[Line]) -> bool:
+    """Whether an article has an interview's shape: headings, a reporter's questions or numbered
+    points.  A plain paragraph (an encyclopedia's, a transcript without them) has no point to
+    quote as a whole: a "how" question about it is answered like a factoid."""
+    return any(ln.heading or ln.asked or _POINT.match(ln.text) for ln in lines)
+
+
 def _is_framing(text: str) -> bool:
     quoted_only = text.startswith(("“", '"', "「")) and text.rstrip("。").endswith(("”", '"', "」"))
     return quoted_only or (bool(_FRAMING.search(text)) and len(text) <= FRAMING_CHARS)

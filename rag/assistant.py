@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rag.answering import Answerer, AnswerStream, Pieces, with_notice
-from rag.articles import actors, named_people
+from rag.articles import ORG_END, actors, named_people
 from rag.config import Settings
 from rag.embeddings import SentenceSimilarity, load_embedder
 from rag.errors import IndexMissingError, LLMUnavailable, UnknownFilterError
@@ -163,7 +163,10 @@ class Assistant:
             people = {p for names in named.values() for p in names}
             inside = tuple(p for p in people if not scope.interviewees or p in scope.interviewees)
             return (Scope(scope.sources, inside), set()) if inside else (scope, set())
-        found = [self.retriever.containing(name, scope) for name in actors(text)]
+        # an organisation named in full ("发改委" for "省发改委……"); a person's or a place's name
+        # found anywhere in a text ("道同" in "知道同……") is no sign of whose interview it is
+        names = [name for name in actors(text) if len(name) > 2 and ORG_END.search(name)]
+        found = [self.retriever.containing(name, scope) for name in names]
         found = [f for f in found if f]
         if not found:
             return scope, set()
@@ -203,11 +206,16 @@ class Assistant:
         return with_notice(answer, question.notice)
 
     def _broad(self, question: Question, hits: list[Hit], k: int, scope: Scope) -> Answer:
-        """The quoted answer to a broad question; an open one whose scope holds nothing on its
-        topic is asked again as a factoid: worded unlike the text ("农村的小学校以后会怎么处理？"),
-        its words are not there, yet one sentence may answer it -- the calibrated scorer decides."""
+        """The quoted answer to a broad question.  An open one is asked as a factoid when the
+        passage it would quote has no interview's shape, or when its scope holds nothing on its
+        topic: worded unlike the text ("农村的小学校以后会怎么处理？"), its words are not there, yet one
+        sentence may answer it -- the calibrated scorer decides."""
+        kind = self.kind_of(question)
+        if kind == OPEN and hits and not self.reader.structured(hits[0]):
+            # no point to quote whole (an encyclopedia's paragraph): answered like a factoid
+            return self.extractive.answer(question, self._retrieve(question, k, scope, kind=FACTOID))
         answer = self.answerer_for(question).answer(question, hits)
-        if not answer.found and self.kind_of(question) == OPEN:
+        if not answer.found and kind == OPEN:
             answer = self.extractive.answer(question, self._retrieve(question, k, scope, kind=FACTOID))
         return answer
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.articles import ORG_END, Line, actor_tags, actors, named_people, read_article
+from rag.articles import ORG_END, Line, actor_tags, actors, named_people, read_article, structured
 from rag.question import Question
 from rag.relevance import Evidence, RelevanceModel
 from rag.terms import Weights, term_coverage
@@ -95,6 +95,10 @@ class Reader:
 
     def lines(self, hit: Hit) -> list[Line]:
         return read_article(self._article(hit.source, hit.chunk.article))
+
+    def structured(self, hit: Hit) -> bool:
+        """Whether ``hit``'s article has an interview's shape (``rag.articles.structured``)."""
+        return structured(self.lines(hit))
 
     def about(self, question: Question) -> str:
         """What a broad question is about.  A follow-up with a topic of its own ("那供水方面呢？")
