@@ -14,12 +14,13 @@ from ui.render import answer_html, sources_html, text_html
 
 log = logging.getLogger(__name__)
 
+# One of each kind a person asks: a fact, an open question, who said it, an overview, English.
 EXAMPLES = [
     "市住建局取消了哪些纸质申报材料？",
-    "开发区以怎样的奋战姿态确保三年行动首战告捷？",
-    "乡村教育要实现怎样的转变？",
+    "住建局在提高企业服务质量上做了什么？",
     "哪几位受访者谈到了营商环境？",
-    "What are the two major research topics completed by the provincial research base?",
+    "住建局局长的采访讲了哪几个方面？",
+    "By how much did the municipal housing and construction bureau improve approval efficiency?",
 ]
 EMPTY_SOURCES = '<div class="src-meta">回答的出处会显示在这里。</div>'
 HEADERS = ["标题 title", "文件 file", "文章 articles", "片段 chunks", "索引时间 ingested"]
