@@ -27,12 +27,12 @@ MAX_OPEN = 5  # sentences of an open answer
 MAX_POINTS = 10  # headings of one article's summary
 MAX_ARTICLES = 8  # articles in a who-said answer or a summary of several
 MAX_CONSIDERED = 64  # articles a who-said question decides on
-ON_TOPIC = (
-    0.5  # share of the anchor's topic coverage a further sentence needs, when its point's heading lacks the topic
-)
+# A further sentence of a point whose heading lacks the topic is quoted when it carries more than
+# this share of what the anchor carries (a stated choice, not fitted: "办理" alone is half of
+# "并联办理" and is not enough).
+ON_TOPIC = 0.5
 
 
-# Words that say what kind of answer is wanted ("有哪些举措", "具体目标"), not what it is about.
 class PassageAnswerer(Answerer):
     """Open questions ("怎么做的？", "有哪些举措？"): the point of a passage that carries the topic."""
 

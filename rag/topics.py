@@ -20,6 +20,8 @@ from rag.relevance import Evidence, RelevanceModel
 from rag.terms import Weights, term_coverage
 from rag.types import Chunk, Hit
 
+# Words that say what kind of answer is wanted ("有哪些举措", "具体目标", "推行了哪些做法") or whose
+# interview it is ("局长的采访"), not what it is about.
 KIND_TERMS = frozenset(
     """
     举措 措施 做法 办法 成效 成果 经验 亮点 具体 主要 工作 情况 打算 目标 计划 思路 看待 看法 做 干 采取 推出 出台 取得
