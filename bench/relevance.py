@@ -35,7 +35,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def build_rows(name: str, work: Path, per_part: int, seed: int) -> dict:
     """Index the dataset's kept articles, ask a sample of every part, keep (coverage, lift, label, part)."""
-    sources = ("passages.py", "relevance.py", "terms.py", "text.py", "retrieval.py", "question.py")
+    sources = (
+        "passages.py",
+        "topics.py",
+        "articles.py",
+        "relevance.py",
+        "terms.py",
+        "text.py",
+        "retrieval.py",
+        "question.py",
+    )
     made_by = hashlib.sha256(b"".join((ROOT / "rag" / f).read_bytes() for f in sources)).hexdigest()[:8]
     cache = work / f"relevance-{name}-{per_part}-{seed}-{made_by}.npz"
     if cache.exists():
