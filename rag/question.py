@@ -91,10 +91,11 @@ _MORE_WORDS = re.compile(
 _WHO = re.compile(
     r"(?:哪些|哪几|哪个|哪位|哪篇|几位|几篇|谁)[^，,。？?]{0,6}?(?:受访者|受访人|领导|访谈|文章|采访|部门|单位|人|篇|位)"
     r"[^，,。？?]{0,6}?(?:提到|谈到|说到|讲到|谈及|提及|涉及|关注|强调|说过|讲过|谈过|提过|都)"
-    r"|谁(?:提到|谈到|说到|讲到|谈及|提及|强调)|分别|各自|都(?:提到|谈到|说到|讲到)"
+    r"|谁(?:提到|谈到|说到|讲到|谈及|提及|强调)|都(?:提到|谈到|说到|讲到)"
     r"|\bwhich (?:interviewees?|officials?|interviews?|articles?|people|leaders?)\b|\bwho (?:mentioned|talked|spoke|discussed|said)\b",
     re.I,
 )
+_EACH = re.compile(r"分别|各自|\beach\b", re.I)
 # "主要讲了什么", "概括", "哪几个方面", "请介绍一下这几篇访谈": an article's main points.
 _SUMMARY = re.compile(
     r"主要(?:讲|说|谈|内容|观点|意思)|讲了(?:什么|些什么|哪些|哪几)|说了(?:什么|些什么|哪些)|谈了(?:什么|些什么|哪些|哪几)"
@@ -139,7 +140,9 @@ def kind_of(text: str, has_history: bool = False) -> str:
         return MORE
     if _SUMMARY.search(text):
         return SUMMARY
-    if _WHO.search(text):
+    # "分别/各自" with a how ("开发区和住建局分别是怎么……的？"): each one's answer; with a fact
+    # ("……分别是谁？") a factoid
+    if _WHO.search(text) or (_EACH.search(text) and _OPEN.search(text)):
         return WHO
     if _OPEN.search(text):
         return OPEN

@@ -28,6 +28,7 @@ from rag.question import FACTOID, MORE, OPEN, SUMMARY, WHO, Question, kind_of
         ("乡村教育要实现怎样的转变？", FACTOID),  # 怎样的: what kind of, not how
         ("How many schools were built?", FACTOID),
         ("住建局取消了哪些纸质申报材料？", FACTOID),
+        ("这两本书分别是谁写的？", FACTOID),  # each one's fact, not who said what
         # who-said
         ("哪几位局长提到了营商环境？", WHO),
         ("谁谈到了人才？", WHO),
