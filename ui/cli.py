@@ -152,7 +152,11 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         systems = SYSTEMS if not args.no_baselines else SYSTEMS[:1]
         try:
             result = run_conversations(
-                Path(args.questions), Path(args.home) if args.home else None, on_progress, systems
+                Path(args.questions),
+                Path(args.home) if args.home else None,
+                on_progress,
+                systems,
+                corpus=[Path(p) for p in args.corpus] or None,
             )
         finally:
             bar.close()
