@@ -33,20 +33,31 @@ MAX_CONSIDERED = 64  # articles a who-said question decides on
 ON_TOPIC = 0.5
 
 
-class PassageAnswerer(Answerer):
-    """Open questions ("怎么做的？", "有哪些举措？"): the point of a passage that carries the topic."""
+class BroadAnswerer(Answerer):
+    """An answerer of broad questions: the whole answer at once, ``answer_from`` with what not to repeat."""
 
     mode = "extractive"
 
-    def __init__(self, reader: Reader, overview: Answerer | None = None) -> None:
-        """``overview`` answers a question with no topic of its own (the interviewee's points)."""
+    def __init__(self, reader: Reader) -> None:
         self.reader = reader
-        self.overview = overview
 
     def stream(self, question: Question, hits: list[Hit]) -> Pieces:
         answer = self.answer_from(question, hits)
         yield answer.text
         return answer
+
+    def answer_from(self, question: Question, hits: list[Hit], skip: str = "") -> Answer:
+        """The answer; sentences in ``skip`` (what the conversation quoted) are not quoted again."""
+        raise NotImplementedError
+
+
+class PassageAnswerer(BroadAnswerer):
+    """Open questions ("怎么做的？", "有哪些举措？"): the point of a passage that carries the topic."""
+
+    def __init__(self, reader: Reader, overview: BroadAnswerer | None = None) -> None:
+        """``overview`` answers a question with no topic of its own (the interviewee's points)."""
+        super().__init__(reader)
+        self.overview = overview
 
     def answer_from(self, question: Question, hits: list[Hit], skip: str = "") -> Answer:
         """The answer; sentences in ``skip`` (what was said before) are not quoted again."""
@@ -169,19 +180,9 @@ class PassageAnswerer(Answerer):
         return replace(self.not_found(question, hits), closest=closest)
 
 
-class WhoSaidAnswerer(Answerer):
+class WhoSaidAnswerer(BroadAnswerer):
     """ "哪些受访者谈到了…？": every article of the scope that discusses the topic, decided one by
     one, each with the sentence of it that carries the topic most, in collection order."""
-
-    mode = "extractive"
-
-    def __init__(self, reader: Reader) -> None:
-        self.reader = reader
-
-    def stream(self, question: Question, hits: list[Hit]) -> Pieces:
-        answer = self.answer_from(question, hits)
-        yield answer.text
-        return answer
 
     def answer_from(self, question: Question, hits: list[Hit], skip: str = "") -> Answer:
         if not hits:
@@ -225,19 +226,9 @@ def _asks_how(question: Question) -> bool:
     return bool(re.search(r"怎么|怎样|如何|做了|举措|措施|做法|\bhow\b", question.text, re.I))
 
 
-class SummaryAnswerer(Answerer):
+class SummaryAnswerer(BroadAnswerer):
     """ "主要讲了什么？", "哪几个方面？": an article's opening position and its points' headings;
     asked of several articles ("这几篇访谈"), each article's opening position."""
-
-    mode = "extractive"
-
-    def __init__(self, reader: Reader) -> None:
-        self.reader = reader
-
-    def stream(self, question: Question, hits: list[Hit]) -> Pieces:
-        answer = self.answer_from(question, hits)
-        yield answer.text
-        return answer
 
     def answer_from(self, question: Question, hits: list[Hit], skip: str = "") -> Answer:
         if not hits:
@@ -275,20 +266,13 @@ def _is_position(line: Line) -> bool:
     return not (line.asked or line.framing or line.heading)
 
 
-class MoreAnswerer(Answerer):
+class MoreAnswerer(BroadAnswerer):
     """ "还有呢？": the question it follows, answered again without what the conversation already quoted."""
 
-    mode = "extractive"
-
-    def __init__(self, answerers: dict[str, Answerer]) -> None:
+    def __init__(self, answerers: dict[str, BroadAnswerer]) -> None:
         self.answerers = answerers
 
-    def stream(self, question: Question, hits: list[Hit]) -> Pieces:
-        answer = self.answer_from(question, hits)
-        yield answer.text
-        return answer
-
-    def answer_from(self, question: Question, hits: list[Hit]) -> Answer:
+    def answer_from(self, question: Question, hits: list[Hit], skip: str = "") -> Answer:
         earlier = question.asked_before
         if earlier is None:
             return self.not_found(question, hits)

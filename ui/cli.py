@@ -134,7 +134,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
     from tqdm import tqdm
 
-    from bench.conversations import format_conversations, is_conversation_file
+    from bench.conversations import is_conversation_file
     from bench.evaluate import run
     from bench.report import format_report, plot_hit_at_k
 
@@ -146,25 +146,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         bar.refresh()
 
     if is_conversation_file(Path(args.questions)):
-        from bench.conversations import SYSTEMS
-        from bench.conversations import run as run_conversations
-
-        systems = SYSTEMS if not args.no_baselines else SYSTEMS[:1]
-        try:
-            result = run_conversations(
-                Path(args.questions),
-                Path(args.home) if args.home else None,
-                on_progress,
-                systems,
-                corpus=[Path(p) for p in args.corpus] or None,
-            )
-        finally:
-            bar.close()
-        print(format_conversations(result, args.questions))
-        if args.json:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
-        return 0
+        return _eval_conversations(args, on_progress, bar)
     try:
         result = run(
             Path(args.questions),
@@ -226,6 +208,31 @@ def _add_eval(sub) -> None:
     )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_eval)
+
+
+def _eval_conversations(args: argparse.Namespace, on_progress, bar) -> int:
+    """``rag eval`` of a conversation file: pass counts per kind, beside the single factoid policy."""
+    import json
+
+    from bench.conversations import SYSTEMS, format_conversations
+    from bench.conversations import run as run_conversations
+
+    systems = SYSTEMS if not args.no_baselines else SYSTEMS[:1]
+    try:
+        result = run_conversations(
+            Path(args.questions),
+            Path(args.home) if args.home else None,
+            on_progress,
+            systems,
+            corpus=[Path(p) for p in args.corpus] or None,
+        )
+    finally:
+        bar.close()
+    print(format_conversations(result, args.questions))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
