@@ -25,10 +25,11 @@ def test_quick_run_keeps_todays_quality(seed_result):
     assert ours["hit@1"] >= 0.78
     assert ours["mrr"] >= 0.85
     learned = seed_result["answers"]["learned"]
-    assert learned["answer_contains"] >= 0.65
-    assert learned["refusal_accuracy"] >= 0.875
+    # the figures before question kinds (docs/benchmarks.md): broad answers must not lower them
+    assert learned["answer_contains"] >= 0.659
+    assert learned["refusal_accuracy"] == 1.0  # all 8 unanswerable refused
     assert learned["false_refusal_rate"] <= 0.18
-    assert learned["citation_precision"] >= 0.8
+    assert learned["citation_precision"] >= 0.853
 
 
 def test_fusion_leads_the_baselines_and_the_scorer_quotes_more_precisely(seed_result):
