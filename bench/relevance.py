@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import random
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bench.scorer import DATASETS
-from bench.split import PARTS, held_out, part_of
+from bench.scorer import DATASETS, indexed_sample
+from bench.split import PARTS, part_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,35 +48,21 @@ def build_rows(name: str, work: Path, per_part: int, seed: int) -> dict:
     cache = work / f"relevance-{name}-{per_part}-{seed}-{made_by}.npz"
     if cache.exists():
         return dict(np.load(cache, allow_pickle=False))
-    from bench.questions import load_questions
-    from ingest.pipeline import ingest
-    from rag.assistant import Assistant
-    from rag.config import Settings
-    from rag.embeddings import load_embedder
     from rag.question import Question
     from rag.relevance import Evidence
 
-    questions, files = load_questions(DATASETS[name], work / f"corpus-{name}", leave_out=held_out)
-    base = Settings.from_env()
-    settings = Settings(home=work / f"home-{name}", model_cache=base.model_cache)
-    embedder = load_embedder(settings)
-    began = time.perf_counter()
-    report = ingest(files, settings, embedder=embedder)
-    print(f"{name}: {len(files)} passages indexed ({report.added} chunks added) in {time.perf_counter() - began:.0f} s")
-    assistant = Assistant(settings, embedder=embedder)
-    reader = assistant.answerers["open"].reader
-    sampler = random.Random(seed)
+    assistant, chosen = indexed_sample(name, work, per_part, seed)
+    reader = assistant.reader
     rows = []
     began = time.perf_counter()
-    for part in PARTS:
-        in_part = [q for q in questions if part_of(q.article) == part]
-        for q in sampler.sample(in_part, min(per_part, len(in_part))):
-            question = Question.parse(q.question)
-            hits = assistant.retriever.retrieve(question.text, k=5)
-            weights = reader.topic(question, hits)
-            evidence = Evidence.of(weights, hits, reader.background(question.text))
-            rows.append((evidence.coverage, evidence.lift, q.answerable, PARTS.index(part), question.cjk))
-        print(f"  {name}: {part} part asked, {time.perf_counter() - began:.0f} s", flush=True)
+    for n, q in enumerate(chosen, 1):
+        question = Question.parse(q.question)
+        hits = assistant.retriever.retrieve(question.text, k=5)
+        weights = reader.topic(question, hits)
+        evidence = Evidence.of(weights, hits, reader.background(question.text))
+        rows.append((evidence.coverage, evidence.lift, q.answerable, PARTS.index(part_of(q.article)), question.cjk))
+        if n % 300 == 0:
+            print(f"  {name}: {n}/{len(chosen)} questions asked, {time.perf_counter() - began:.0f} s", flush=True)
     table = np.asarray(rows, dtype=np.float64)
     data = {"features": table[:, :2], "labels": table[:, 2].astype(bool), "parts": table[:, 3].astype(np.int8)}
     cache.parent.mkdir(parents=True, exist_ok=True)

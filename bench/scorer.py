@@ -47,6 +47,13 @@ def build_rows(name: str, work: Path, per_part: int, seed: int, top_k: int) -> d
     cache = work / f"rows-{name}-{per_part}-{seed}-{top_k}-{made_by}.npz"
     if cache.exists():
         return dict(np.load(cache, allow_pickle=False))
+    assistant, chosen = indexed_sample(name, work, per_part, seed, top_k)
+    return _rows_for(name, chosen, assistant, cache)
+
+
+def indexed_sample(name: str, work: Path, per_part: int, seed: int, top_k: int = 5):
+    """An assistant on the dataset's kept articles (indexed under ``work``, once) and a sample of
+    ``per_part`` questions of every part, in part order."""
     from bench.questions import load_questions
     from ingest.pipeline import ingest
     from rag.assistant import Assistant
@@ -60,13 +67,12 @@ def build_rows(name: str, work: Path, per_part: int, seed: int, top_k: int) -> d
     began = time.perf_counter()
     report = ingest(files, settings, embedder=embedder)
     print(f"{name}: {len(files)} passages indexed ({report.added} chunks added) in {time.perf_counter() - began:.0f} s")
-    assistant = Assistant(settings, embedder=embedder)
     sampler = random.Random(seed)
     chosen = []
     for part in PARTS:
         in_part = [q for q in questions if part_of(q.article) == part]
         chosen += sampler.sample(in_part, min(per_part, len(in_part)))
-    return _rows_for(name, chosen, assistant, cache)
+    return Assistant(settings, embedder=embedder), chosen
 
 
 def _rows_for(name: str, questions: list, assistant, cache: Path) -> dict:

@@ -20,6 +20,8 @@ from rag.relevance import Evidence, RelevanceModel
 from rag.terms import Weights, term_coverage
 from rag.types import Chunk, Hit
 
+LINES_KEPT = 64  # articles (and questions' topics) remembered: a conversation stays on a few
+
 # Words that say what kind of answer is wanted ("有哪些举措", "具体目标", "推行了哪些做法") or whose
 # interview it is ("局长的采访"), not what it is about.
 KIND_TERMS = frozenset(
@@ -88,6 +90,9 @@ class Reader:
         self.similarity = similarity
         self.background = background
         self._relevance = relevance
+        # Small memos, not locked: a lost race only reads an article or a question twice.
+        self._lines: dict[tuple, list[Line]] = {}
+        self._about: dict[tuple, str] = {}
 
     @property
     def relevance(self) -> RelevanceModel:
@@ -96,7 +101,14 @@ class Reader:
         return self._relevance
 
     def lines(self, hit: Hit) -> list[Line]:
-        return read_article(self._article(hit.source, hit.chunk.article))
+        """The sentences of ``hit``'s article, read once per version of its chunks."""
+        chunks = self._article(hit.source, hit.chunk.article)
+        key = (hit.source, hit.chunk.article, tuple((c.id, c.start) for c in chunks))
+        lines = self._lines.get(key)
+        if lines is None:
+            lines = read_article(chunks)
+            _keep(self._lines, key, lines)
+        return lines
 
     def structured(self, hit: Hit) -> bool:
         """Whether ``hit``'s article has an interview's shape (``rag.articles.structured``)."""
@@ -105,7 +117,15 @@ class Reader:
     def about(self, question: Question) -> str:
         """What a broad question is about.  A follow-up with a topic of its own ("那供水方面呢？")
         is read alone, with whom the question before it named; one without ("具体有哪些举措？")
-        together with that question."""
+        together with that question.  (Asked several times a question: remembered for the last few.)"""
+        key = (question.text, question.history)
+        about = self._about.get(key)
+        if about is None:
+            about = self._read_about(question)
+            _keep(self._about, key, about)
+        return about
+
+    def _read_about(self, question: Question) -> str:
         if not question.follow_up:
             return question.text
         own = [t for t in self.term_weights(question.text) if t not in KIND_TERMS]
@@ -151,3 +171,10 @@ class Reader:
             Scored(ln, term_coverage(weights, ln.text.lower()) if weights else 0.0, float(c) - background)
             for ln, c in zip(lines, cosines)
         ]
+
+
+def _keep(memo: dict, key, value) -> None:
+    """Remember ``value``, forgetting the oldest entry past ``LINES_KEPT`` (safe beside other threads)."""
+    if len(memo) >= LINES_KEPT:
+        memo.pop(next(iter(memo), None), None)
+    memo[key] = value
