@@ -151,4 +151,15 @@ def _make_chunk(doc: ParsedDocument, article, sentences: list[Sentence], index: 
         speaker=speakers[0] if speakers else "",
         index=index,
         paragraphs=tuple(dict.fromkeys((s.paragraph.number, s.paragraph.start) for s in sentences)),
+        date=article.date,
+        publisher=article.publisher,
+        asked=tuple(dict.fromkeys(s.paragraph.number for s in sentences if s.paragraph.role == "question")),
+        speakers=tuple(
+            dict.fromkeys(
+                (s.paragraph.number, s.paragraph.speaker)
+                for s in sentences
+                if s.paragraph.role == "answer" and s.paragraph.speaker
+            )
+        ),
+        pages=tuple(dict.fromkeys((s.paragraph.number, s.paragraph.page) for s in sentences if s.paragraph.page)),
     )

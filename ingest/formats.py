@@ -11,13 +11,57 @@ from __future__ import annotations
 import logging
 import warnings
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.errors import ParseError
+from rag.types import Region
 
 log = logging.getLogger(__name__)
 
 MAX_UNPACKED_BYTES = 64 * 1024 * 1024  # the default of RAG_MAX_UNPACKED_MB: the XML a .docx may unpack to
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A file read into text, with what its format marks: headings (line -> level), lines set
+    in bold, what a web page states of itself, and a scan's lines with their page and box."""
+
+    text: str
+    headings: dict[int, int] = field(default_factory=dict)
+    emphasis: frozenset[int] = frozenset()
+    title: str = ""
+    date: str = ""
+    publisher: str = ""
+    credit: str = ""  # a web page's byline ("本报记者 李明"), which the extractor lifts out of the text
+    regions: tuple[Region, ...] = ()
+
+
+def html_text(html: str, name: str) -> Raw:
+    """A saved web page's article, without navigation, ads, related links and footers (trafilatura),
+    with the title, date, site and byline the page states."""
+    import trafilatura
+
+    from ingest.layout import date_in
+
+    try:
+        found = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False, include_tables=True)
+    except Exception as e:  # lxml and trafilatura raise many types for broken pages: each is one reason
+        raise ParseError(f"{name}: cannot read this web page ({e.__class__.__name__})") from e
+    text = (found.text if found is not None else "") or ""
+    if text.count("\n") < 2:
+        # Short pages come back as one run-on line; the recall setting keeps their paragraphs.
+        fuller = trafilatura.extract(html, favor_recall=True, include_comments=False) or ""
+        text = fuller if fuller.count("\n") > text.count("\n") else text
+    if not text.strip():
+        raise ParseError(f"{name}: no article text found in the web page")
+    return Raw(
+        text,
+        title=(found.title or "").strip(),
+        date=date_in(found.date or ""),
+        publisher=(found.sitename or "").strip(),
+        credit=(found.author or "").strip(),
+    )
 
 
 def decode_text(data: bytes, name: str) -> str:
@@ -110,7 +154,8 @@ def _looks_like_text(text: str, chinese: bool) -> bool:
     return common / len(cjk) >= 0.9
 
 
-def docx_lines(path: Path, max_unpacked: int = MAX_UNPACKED_BYTES) -> tuple[list[str], set[int]]:
+def docx_text(path: Path, max_unpacked: int = MAX_UNPACKED_BYTES) -> Raw:
+    """A .docx as lines: its Title and Heading styles marked with their level, bold paragraphs marked."""
     import docx
 
     try:
@@ -127,18 +172,19 @@ def docx_lines(path: Path, max_unpacked: int = MAX_UNPACKED_BYTES) -> tuple[list
     try:
         document = docx.Document(str(path))
         lines: list[str] = []
-        headings: set[int] = set()
-        _docx_blocks(document, lines, headings)
+        headings: dict[int, int] = {}
+        emphasis: set[int] = set()
+        _docx_blocks(document, lines, headings, emphasis)
     except (zipfile.BadZipFile, KeyError, ValueError) as e:
         raise ParseError(f"{path.name}: not a valid .docx file ({e.__class__.__name__})") from e
     except Exception as e:  # python-docx, lxml and zipfile raise many types for broken files: each is one reason
         if "depth" in str(e).lower():
             raise ParseError(f"{path.name}: nested too deeply to read (over 256 levels of XML)") from e
         raise ParseError(f"{path.name}: cannot read this .docx file ({e.__class__.__name__})") from e
-    return lines, headings
+    return Raw("\n".join(lines), headings, frozenset(emphasis))
 
 
-def _docx_blocks(container, lines: list[str], headings: set[int]) -> None:
+def _docx_blocks(container, lines: list[str], headings: dict[int, int], emphasis: set[int]) -> None:
     """Paragraphs and tables in document order; a table nested in a cell is read where it stands."""
     from docx.table import Table
 
@@ -148,14 +194,24 @@ def _docx_blocks(container, lines: list[str], headings: set[int]) -> None:
                 cells = list(dict.fromkeys(row.cells))  # a merged cell appears once per column it spans
                 if any(cell.tables for cell in cells):
                     for cell in cells:
-                        _docx_blocks(cell, lines, headings)
+                        _docx_blocks(cell, lines, headings, emphasis)
                 else:
                     lines.append(" | ".join(cell.text.strip() for cell in cells))
             continue
         style = (block.style.name if block.style is not None else "") or ""
         if style.startswith(("Heading", "Title")) and block.text.strip():
-            headings.add(len(lines))
+            level = style.removeprefix("Heading").strip()
+            headings[len(lines)] = int(level) if level.isdigit() else 0
+        elif _bold(block):
+            emphasis.add(len(lines))
         lines.append(block.text)
+
+
+def _bold(paragraph) -> bool:
+    """Whether every run with text in a paragraph is bold (by the run or its style)."""
+    runs = [r for r in paragraph.runs if r.text.strip()]
+    style_bold = bool(paragraph.style is not None and paragraph.style.font.bold)
+    return bool(runs) and all(r.bold or (r.bold is None and style_bold) for r in runs)
 
 
 class Collected(logging.Handler):

@@ -8,18 +8,21 @@ followed by ``xx：`` answers, and paywall markers that must never reach a chunk
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
-from ingest.formats import MAX_UNPACKED_BYTES, decode_text, docx_lines, pdf_pages
+from ingest.formats import MAX_UNPACKED_BYTES, Raw, decode_text, docx_text, html_text, pdf_pages
+from ingest.layout import ANSWER_LABELS, Cast, header_line, turn
+from ingest.scans import IMAGE_SUFFIXES, PageProgress, image_text, pdf_scan
 from rag.errors import ParseError
-from rag.types import Article, Paragraph, ParsedDocument
+from rag.types import Article, Paragraph, ParsedDocument, Region
 
-SUPPORTED_SUFFIXES = (".txt", ".md", ".docx", ".pdf")
+SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".docx", ".pdf", ".html", ".htm", *IMAGE_SUFFIXES)
 MAX_FILE_BYTES = 20 * 1024 * 1024  # the default of RAG_MAX_FILE_MB
 PAYWALL_MARKER = re.compile(r"##paid(?:begin|end)##")
 _ARTICLE_PREFIX = re.compile(r"^\s*篇\s*[0-9一二三四五六七八九十]+\s*[：:]\s*")
-_MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+")
+_MD_HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+")
 _QUESTION = re.compile(r"^\s*(记者|问|主持人|Q)\s*[：:]")
 _SPEAKER = re.compile(r"^\s*([^\s，,。：:“”]{1,8})\s*[：:]")
 _FINAL_PUNCT = '。！？；：…!?;:，,、”’"】」』'
@@ -31,10 +34,7 @@ _INTERVIEWEE_PATTERNS = (
 )
 
 
-def _pdf_lines(path: Path) -> list[str]:
-    pages = pdf_pages(path)
-    if not "".join(pages).strip():
-        raise ParseError(f"{path.name}: the PDF has no text layer (a scan?); run OCR on it first")
+def _pdf_lines(pages: list[str]) -> list[str]:
     # PDF text breaks lines at the page width; a line that does not end a sentence
     # continues on the next one.
     lines: list[str] = []
@@ -51,13 +51,21 @@ def _pdf_lines(path: Path) -> list[str]:
 
 
 def read_file(
-    path: Path, max_bytes: int = MAX_FILE_BYTES, max_unpacked: int = MAX_UNPACKED_BYTES
-) -> tuple[str, set[int]]:
-    """Read a supported file into text; also return the line numbers known to be headings."""
+    path: Path,
+    max_bytes: int = MAX_FILE_BYTES,
+    max_unpacked: int = MAX_UNPACKED_BYTES,
+    on_page: PageProgress | None = None,
+) -> Raw:
+    """Read a supported file into text and what its format marks (headings, a page's title, a scan's lines).
+
+    The one place a reader is chosen by the file's type; ``on_page`` hears of each page a scan's OCR reads.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        raise ParseError(f"{path.name}: unsupported file type {suffix or '(none)'}; use .txt, .md, .docx or .pdf")
+        raise ParseError(
+            f"{path.name}: unsupported file type {suffix or '(none)'}; use {', '.join(SUPPORTED_SUFFIXES)}"
+        )
     try:
         size = path.stat().st_size
     except OSError as e:
@@ -68,23 +76,29 @@ def read_file(
             "split it, or raise RAG_MAX_FILE_MB"
         )
     if suffix == ".docx":
-        lines, headings = docx_lines(path, max_unpacked)
-        text = "\n".join(lines)
+        raw = docx_text(path, max_unpacked)
     elif suffix == ".pdf":
-        text, headings = "\n".join(_pdf_lines(path)), set()
+        pages = pdf_pages(path)
+        raw = Raw("\n".join(_pdf_lines(pages))) if all(p.strip() for p in pages) else pdf_scan(path, pages, on_page)
+    elif suffix in IMAGE_SUFFIXES:
+        raw = image_text(path, on_page)
     else:
         try:
             data = path.read_bytes()
         except OSError as e:
             raise ParseError(f"{path.name}: cannot read the file ({e.strerror})") from e
         text = decode_text(data, path.name)
-        headings = set()
-        if suffix == ".md":
-            headings = {i for i, line in enumerate(text.splitlines()) if _MD_HEADING.match(line)}
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+        if suffix in (".html", ".htm"):
+            raw = html_text(text, path.name)
+        elif suffix in (".md", ".markdown"):
+            lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+            raw = Raw(text, {i: len(m.group(1)) for i, line in enumerate(lines) if (m := _MD_HEADING.match(line))})
+        else:
+            raw = Raw(text)
+    text = raw.text.replace("\r\n", "\n").replace("\r", "\n")
     if not PAYWALL_MARKER.sub("", text).strip():
         raise ParseError(f"{path.name}: no text to index")
-    return text, headings
+    return dataclasses.replace(raw, text=text)
 
 
 def _is_title_like(line: str) -> bool:
@@ -134,76 +148,155 @@ def _lines_with_offsets(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def split_articles(text: str, source: str, headings: set[int] | frozenset = frozenset()) -> ParsedDocument:
-    """Split a document's text into articles of paragraphs, keeping offsets into ``text``."""
+def split_articles(
+    text: str, source: str, headings: dict[int, int] | set[int] | frozenset = frozenset(), **given
+) -> ParsedDocument:
+    """Split a document's text into articles of paragraphs, keeping offsets into ``text``.
+
+    ``headings`` (line -> level) are the lines the format marks as headings: when there are any,
+    only those of the top level title articles.  ``given`` holds what the format states about
+    the whole document (a web page's ``title``, ``date``, ``publisher``; a scan's ``regions``).
+    """
     spans = _lines_with_offsets(text)
     lines = [(i, s, e) for i, (s, e) in enumerate(spans) if e > s]
     if not lines:
         raise ParseError(f"{Path(source).name}: no text to index")
-
-    def titled(k: int) -> bool:
-        i, s, e = lines[k]
-        if i in headings:
-            return True
-        # A title stands before body text; a short last line is a closing remark.
-        return _is_title_like(text[s:e]) and k + 1 < len(lines)
-
-    # Consecutive title lines: the last names the article, the ones before it the document.
-    groups: list[tuple[list[int], list[int]]] = []  # (title line ks, body line ks)
-    k = 0
-    while k < len(lines):
-        title_ks = []
-        while k < len(lines) and titled(k):
-            title_ks.append(k)
-            k += 1
-        body_ks = []
-        while k < len(lines) and not titled(k):
-            body_ks.append(k)
-            k += 1
-        groups.append((title_ks, body_ks))
-
-    doc_title = ""
-    fallback_title = Path(source).stem
+    levels = headings if isinstance(headings, dict) else dict.fromkeys(headings, 1)
+    top = min(levels.values(), default=0)
+    groups = _groups(text, lines, {i for i, level in levels.items() if level == top} if levels else None)
+    regions = tuple(given.get("regions", ()))
+    doc_title, fallback_title = "", Path(source).stem
     articles: list[Article] = []
-    for title_ks, body_ks in groups:
-        if len(title_ks) > 1 and not articles and not doc_title:
-            doc_title = "".join(text[lines[k][1] : lines[k][2]].strip() for k in title_ks[:-1])
-        title = _clean_title(text[lines[title_ks[-1]][1] : lines[title_ks[-1]][2]]) if title_ks else ""
+    for titles, header, body_ks in groups:
+        if len(titles) > 1 and not articles and not doc_title:
+            doc_title = "".join(text[lines[k][1] : lines[k][2]].strip() for k in titles[:-1])
         if not body_ks:
             continue
-        paragraphs = _paragraphs(text, [lines[k] for k in body_ks])
-        lead = "".join(text[p.start : p.end] for p in paragraphs[:2])
+        title = _clean_title(text[lines[titles[-1]][1] : lines[titles[-1]][2]]) if titles else ""
+        if not title and not articles and given.get("title"):
+            title = given["title"]
+        cast = Cast(date=given.get("date", ""), publisher=given.get("publisher", ""))
+        credit = header_line(given.get("credit", "")) if given.get("credit") else None
+        if credit is not None:
+            cast.take(credit)
+        for k in header:
+            cast.take(header_line(text[lines[k][1] : lines[k][2]]))
+        body = [lines[k] for k in body_ks]
+        subheads = {i for i, level in levels.items() if level > top}
+        paragraphs = _paragraphs(text, body, cast, subheads, regions, given.get("emphasis", frozenset()))
+        first = titles[0] if titles else (header[0] if header else body_ks[0])
         articles.append(
             Article(
                 index=len(articles) + 1,
                 title=title or (fallback_title if not articles else f"{fallback_title} ({len(articles) + 1})"),
-                interviewee=find_interviewee(lead),
-                start=lines[title_ks[0]][1] if title_ks else paragraphs[0].start,
+                interviewee=_interviewee(text, paragraphs, cast),
+                start=min(lines[first][1], paragraphs[0].start),
                 end=paragraphs[-1].end,
-                paragraphs=tuple(paragraphs),
+                paragraphs=tuple(_resolved(paragraphs, cast)),
+                date=cast.date,
+                publisher=cast.publisher,
             )
         )
+    if not articles:
+        raise ParseError(f"{Path(source).name}: no text to index")
     if not doc_title:
-        doc_title = articles[0].title if len(articles) == 1 else fallback_title
-    return ParsedDocument(source=source, text=text, articles=tuple(articles), title=doc_title)
+        doc_title = articles[0].title if len(articles) == 1 else given.get("title") or fallback_title
+    return ParsedDocument(source=source, text=text, articles=tuple(articles), title=doc_title, regions=regions)
 
 
-def _paragraphs(text: str, lines: list[tuple[int, int, int]]) -> list[Paragraph]:
-    """Paragraphs with roles: a reporter's question, the answer paragraphs after it, or text."""
-    result, role, speaker = [], "text", ""
-    for number, (_, start, end) in enumerate(lines, 1):
+def _groups(
+    text: str, lines: list[tuple[int, int, int]], marked: set[int] | None
+) -> list[tuple[list[int], list[int], list[int]]]:
+    """Lines grouped into articles: (title line ks, header line ks, body line ks).
+
+    A title line (a marked heading, or -- in a format without headings -- a short unpunctuated
+    line before body text) opens an article once the one before has body text; header lines
+    (byline, credits, date, source) belong to the article they stand in, a byline after body
+    text opens the next one.  Consecutive titles: the last names the article.
+    """
+    groups: list[tuple[list[int], list[int], list[int]]] = []
+    titles: list[int] = []
+    header: list[int] = []
+    body: list[int] = []
+    for k, (i, s, e) in enumerate(lines):
+        line = text[s:e]
+        meta = header_line(line)
+        if meta is not None:
+            if body and meta.byline:
+                groups.append((titles, header, body))
+                titles, header, body = [], [], []
+            header.append(k)
+            continue
+        is_title = (i in marked) if marked is not None else (_is_title_like(line) and k + 1 < len(lines))
+        if is_title:
+            if body:
+                groups.append((titles, header, body))
+                titles, header, body = [], [], []
+            titles.append(k)
+        else:
+            body.append(k)
+    groups.append((titles, header, body))
+    return groups
+
+
+def _interviewee(text: str, paragraphs: list[Paragraph], cast: Cast) -> str:
+    """Who is interviewed: as the header names them, else as the lead does, else the answering speakers."""
+    if cast.interviewees:
+        return "、".join(cast.interviewees)
+    lead = find_interviewee("".join(text[p.start : p.end] for p in paragraphs[:2]))
+    named = [s for s in dict.fromkeys(cast.speakers) if s.lower() not in ANSWER_LABELS]
+    if lead and (not named or any(n in lead for n in named)):
+        return lead
+    return "、".join(named) or lead
+
+
+def _resolved(paragraphs: list[Paragraph], cast: Cast) -> list[Paragraph]:
+    """Each answer told who gives it: "答" and "A" are the interviewee when there is one."""
+    return [
+        dataclasses.replace(p, speaker=cast.speaker_for(p.speaker)) if p.role == "answer" and p.speaker else p
+        for p in paragraphs
+    ]
+
+
+def _paragraphs(
+    text: str,
+    lines: list[tuple[int, int, int]],
+    cast: Cast,
+    subheads: set[int],
+    regions: tuple[Region, ...],
+    emphasis: frozenset[int] = frozenset(),
+) -> list[Paragraph]:
+    """Paragraphs with roles -- a reporter's or host's question, the answer after it, or text --
+    each starting where its words do, past label, timestamp and markup (a label alone on its
+    line names the speaker of the next)."""
+    result: list[Paragraph] = []
+    role, speaker, pending = "text", "", None
+    for i, start, end in lines:
         line = text[start:end]
-        question = _QUESTION.match(line)
-        if question:
-            role, speaker = "question", question.group(1)
-        elif role in ("question", "answer"):
-            named = _SPEAKER.match(line)
-            if role == "question":
-                speaker = named.group(1) if named else ""
-            elif named:
-                speaker = named.group(1)
+        t = turn(line)
+        skip = t.bare
+        if t.label and cast.asks(t.label):
+            role, speaker, skip = "question", t.label, t.skip
+        elif t.label and cast.is_speaker(t.label, after_question=role == "question"):
+            role, speaker, skip = "answer", t.label, t.skip
+            if t.label.lower() not in ANSWER_LABELS:
+                cast.speakers.append(t.label)
+        elif pending:
+            role, speaker = pending
+        elif (t.emphasized or i in emphasis) and line.rstrip("*_ ").endswith(("？", "?")):
+            role, speaker = "question", ""
+        elif role == "question" or (role == "answer" and i not in subheads):
             role = "answer"
-        result.append(Paragraph(number=number, start=start, end=end, role=role, speaker=speaker))
+        pending = None
+        while start + skip < end and text[start + skip] in "*_ 　":
+            skip += 1
+        if start + skip >= end:  # "王建国：" alone on its line: the next paragraph is theirs
+            pending = (role, speaker)
+            continue
+        if i in subheads and role == "answer":
+            role = "text"
+        page = next((r.page for r in regions if r.start <= start + skip < r.end), 0)
+        result.append(Paragraph(len(result) + 1, start + skip, end, role, speaker if role != "text" else "", page))
     return result
 
 
@@ -216,7 +309,11 @@ def _signature(path: Path) -> tuple[int, int]:
 
 
 def parse_file(
-    path: Path, max_bytes: int = MAX_FILE_BYTES, attempts: int = 3, max_unpacked: int = MAX_UNPACKED_BYTES
+    path: Path,
+    max_bytes: int = MAX_FILE_BYTES,
+    attempts: int = 3,
+    max_unpacked: int = MAX_UNPACKED_BYTES,
+    on_page: PageProgress | None = None,
 ) -> ParsedDocument:
     """Read and split one file; raises ParseError with a one-line reason.
 
@@ -226,7 +323,17 @@ def parse_file(
     path = Path(path).resolve()
     for _ in range(attempts):
         before = _signature(path)
-        text, headings = read_file(path, max_bytes, max_unpacked)
+        raw = read_file(path, max_bytes, max_unpacked, on_page)
         if _signature(path) == before:
-            return split_articles(text, str(path), headings)
+            return split_articles(
+                raw.text,
+                str(path),
+                raw.headings,
+                title=raw.title,
+                date=raw.date,
+                publisher=raw.publisher,
+                regions=raw.regions,
+                emphasis=raw.emphasis,
+                credit=raw.credit,
+            )
     raise ParseError(f"{path.name}: the file kept changing while it was read; run again once it is saved")

@@ -56,7 +56,6 @@ from rag.store import (
     storage_errors,
     vector_store,
 )
-from rag.text import sentence_spans
 from rag.types import Chunk, ParsedDocument
 
 log = logging.getLogger(__name__)
@@ -137,24 +136,37 @@ class Progress:
 
 
 def collect_files(paths: Iterable[Path]) -> tuple[list[Path], list[FileOutcome]]:
-    """The supported files among ``paths`` (folders are walked), and the ones skipped."""
+    """The supported files among ``paths`` (folders are walked), and an outcome for every other
+    file given: nothing is left out of the run's report without a word."""
     files: list[Path] = []
     skipped: list[FileOutcome] = []
     for raw in paths:
         path = Path(raw).expanduser()
         if path.is_dir():
             for child in sorted(path.rglob("*")):
-                hidden = any(part.startswith(".") for part in child.relative_to(path).parts)
-                if child.is_file() and not hidden and child.suffix.lower() in SUPPORTED_SUFFIXES:
-                    files.append(child.resolve())
+                parts = child.relative_to(path).parts
+                if any(part.startswith(".") for part in parts[:-1]):
+                    continue  # inside a hidden folder (.git, .rag): the folder is reported once
+                if parts[-1].startswith("."):
+                    skipped.append(
+                        FileOutcome(str(child), "skipped", "hidden " + ("folder" if child.is_dir() else "file"))
+                    )
+                elif child.is_file():
+                    _sort(child, files, skipped)
         elif path.is_file():
-            if path.suffix.lower() in SUPPORTED_SUFFIXES:
-                files.append(path.resolve())
-            else:
-                skipped.append(FileOutcome(str(path), "skipped", f"unsupported type {path.suffix or '(none)'}"))
+            _sort(path, files, skipped)
         else:
             skipped.append(FileOutcome(str(path), "failed", "no such file or folder"))
+    seen: set[str] = set()
+    skipped = [s for s in skipped if not (s.path in seen or seen.add(s.path))]
     return list(dict.fromkeys(files)), skipped
+
+
+def _sort(path: Path, files: list[Path], skipped: list[FileOutcome]) -> None:
+    if path.suffix.lower() in SUPPORTED_SUFFIXES:
+        files.append(path.resolve())
+    else:
+        skipped.append(FileOutcome(str(path), "skipped", f"unsupported type {path.suffix or '(none)'}"))
 
 
 def _to_documents(chunks: list[Chunk]):
@@ -265,11 +277,7 @@ def ingest(
 
 def sentence_texts(chunks: list[Chunk]) -> list[str]:
     """The sentences of ``chunks`` as the answerer reads them, each once."""
-    return list(
-        dict.fromkeys(
-            c.text[start - c.start : end - c.start] for c in chunks for start, end in sentence_spans(c.text, c.start)
-        )
-    )
+    return list(dict.fromkeys(c.text[start - c.start : end - c.start] for c in chunks for start, end in c.sentences()))
 
 
 def embed_sentences(settings: Settings, embedder: Embeddings, texts: list[str]) -> None:

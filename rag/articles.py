@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from rag.features import tags
-from rag.text import has_cjk, sentence_spans
+from rag.text import has_cjk
 from rag.types import Chunk, Hit
 
 # A point of an interview opens a paragraph or is numbered inside one ("xxx：一是高位推动，…").
@@ -55,7 +55,7 @@ def read_article(chunks: list[Chunk]) -> list[Line]:
     raw: list[tuple[Hit, int, int, str, int]] = []
     for chunk in sorted(chunks, key=lambda c: c.start):
         hit = Hit(chunk, 0.0)
-        for start, end in sentence_spans(chunk.text, chunk.start):
+        for start, end in chunk.sentences():
             if start in seen:
                 continue
             seen.add(start)
@@ -70,7 +70,7 @@ def read_article(chunks: list[Chunk]) -> list[Line]:
         new_paragraph = number != paragraph
         body = _SPEAKER.sub("", text) if new_paragraph else text
         if new_paragraph:
-            asked = bool(_ASKER.match(text))
+            asked = number in hit.chunk.asked or bool(_ASKER.match(text))
             closing = number == last and number != first and bool(_CLOSING.match(body))
             paragraph = number
         opens = new_paragraph or bool(_POINT.match(text))

@@ -168,7 +168,7 @@ class _Citations:
 def best_sentence(claim: str, hit: Hit) -> tuple[int, int]:
     """(start, end) of the sentence of ``hit`` that ``claim`` rests on most."""
     best, best_score = None, -1.0
-    for start, end in sentence_spans(hit.text, hit.chunk.start):
+    for start, end in hit.chunk.sentences():
         text = hit.text[start - hit.chunk.start : end - hit.chunk.start]
         score = support(claim, text) + 0.01 * support(text, claim)
         if score > best_score:

@@ -23,7 +23,6 @@ from rag.errors import ModelError
 from rag.features import FEATURES, Sentence, rows
 from rag.question import Question
 from rag.terms import Weights
-from rag.text import sentence_spans
 from rag.types import Answer, Hit, cite
 
 MODEL_FILE = Path(__file__).parent / "data" / "answer_scorer.json"
@@ -153,8 +152,8 @@ def candidate_sentences(hits: list[Hit]) -> list[Sentence]:
     result: list[Sentence] = []
     for rank, hit in enumerate(hits):
         chunk = hit.chunk
-        for start, end in sentence_spans(hit.text, chunk.start):
-            if (chunk.doc_hash, start) in seen:
+        for start, end in chunk.sentences():
+            if (chunk.doc_hash, start) in seen or chunk.paragraph_at(start) in chunk.asked:
                 continue
             seen.add((chunk.doc_hash, start))
             paragraph_start = max((s for _, s in chunk.paragraphs if s <= start), default=start)

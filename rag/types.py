@@ -15,7 +15,8 @@ class Paragraph:
     start: int
     end: int
     role: str = "text"  # "text", "question" or "answer"
-    speaker: str = ""
+    speaker: str = ""  # who says it, when the layout tells (a speaker label, "答" under a named interviewee)
+    page: int = 0  # the page it starts on, for a scan read by OCR (0: not known)
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,18 @@ class Article:
     start: int
     end: int
     paragraphs: tuple[Paragraph, ...]
+    date: str = ""  # as the article states it ("2024年5月12日")
+    publisher: str = ""  # the paper or site it ran in
+
+
+@dataclass(frozen=True)
+class Region:
+    """Where a line of a scanned document stands: ``text[start:end]`` was read from ``box`` of ``page``."""
+
+    start: int
+    end: int
+    page: int  # 1-based
+    box: tuple[int, int, int, int]  # left, top, right, bottom, in pixels of the page image
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,7 @@ class ParsedDocument:
     text: str
     articles: tuple[Article, ...]
     title: str = ""
+    regions: tuple[Region, ...] = ()  # a scan's lines, page and box (empty for a text layer)
 
     @cached_property
     def content_hash(self) -> str:
@@ -71,6 +85,13 @@ class Chunk:
     # from the chunk alone; empty for chunks stored before paragraphs were recorded.
     paragraphs: tuple[tuple[int, int], ...] = ()
     repeat: int = 0  # how many chunks of the same source, title and text come before this one
+    date: str = ""
+    publisher: str = ""
+    # Per paragraph where the layout tells: the numbers of the reporter's questions, who speaks
+    # (number, speaker) and the page (number, page) of a scan.
+    asked: tuple[int, ...] = ()
+    speakers: tuple[tuple[int, str], ...] = ()
+    pages: tuple[tuple[int, int], ...] = ()
 
     @property
     def header(self) -> str:
@@ -99,6 +120,37 @@ class Chunk:
         before = self.text[: offset - self.start].split("\n")[:-1]
         return self.para_start + sum(1 for line in before if line.strip())
 
+    def speaker_at(self, offset: int) -> str:
+        """Who says the text at document offset ``offset``, when the layout tells."""
+        return dict(self.speakers).get(self.paragraph_at(offset), "")
+
+    def page_at(self, offset: int) -> int:
+        """The page of a scan the text at ``offset`` stands on (0: not a scan)."""
+        return dict(self.pages).get(self.paragraph_at(offset), 0)
+
+    def sentences(self) -> list[tuple[int, int]]:
+        """(start, end) document offsets of the chunk's sentences, each starting where its words do.
+
+        A paragraph starts past its speaker label, timestamp or Markdown markup ("王建国：",
+        "[00:01:12]", "**答：**"), so a sentence that opens a paragraph starts there too: no quote
+        ever begins with a label.
+        """
+        from rag.text import sentence_spans
+
+        starts = [start for _, start in self.paragraphs]
+        result = []
+        for start, end in sentence_spans(self.text, self.start):
+            inside = [
+                p for p in starts if start < p < end and "\n" not in self.text[start - self.start : p - self.start]
+            ]
+            if inside:
+                start = max(inside)
+            while start < end and self.text[start - self.start] in _MARKUP:
+                start += 1
+            if start < end:
+                result.append((start, end))
+        return result
+
     def metadata(self) -> dict:
         """Flat metadata for the vector store (scalars only)."""
         return {
@@ -118,6 +170,11 @@ class Chunk:
             "header_len": len(self.header),
             "paragraphs": ",".join(f"{n}:{start}" for n, start in self.paragraphs),
             "repeat": self.repeat,
+            "date": self.date,
+            "publisher": self.publisher,
+            "asked": ",".join(map(str, self.asked)),
+            "speakers": "|".join(f"{n}={who}" for n, who in self.speakers),
+            "pages": ",".join(f"{n}:{page}" for n, page in self.pages),
         }
 
     @classmethod
@@ -137,12 +194,24 @@ class Chunk:
             role=meta.get("role", "text"),
             speaker=meta.get("speaker", ""),
             index=int(meta.get("chunk_index", 0)),
-            paragraphs=tuple(
-                (int(n), int(start))
-                for n, start in (pair.split(":") for pair in str(meta.get("paragraphs") or "").split(",") if pair)
-            ),
+            paragraphs=tuple(_pairs(meta.get("paragraphs"))),
             repeat=int(meta.get("repeat", 0)),
+            date=meta.get("date", ""),
+            publisher=meta.get("publisher", ""),
+            asked=tuple(int(n) for n in str(meta.get("asked") or "").split(",") if n),
+            speakers=tuple(
+                (int(n), who) for n, who in (p.split("=", 1) for p in str(meta.get("speakers") or "").split("|") if p)
+            ),
+            pages=tuple(_pairs(meta.get("pages"))),
         )
+
+
+def _pairs(stored) -> list[tuple[int, int]]:
+    return [(int(a), int(b)) for a, b in (p.split(":") for p in str(stored or "").split(",") if p)]
+
+
+# Markdown that may stand before a sentence's first word ("**二是**…", "> …").
+_MARKUP = frozenset("*_#> \u3000")
 
 
 @dataclass(frozen=True)
@@ -224,6 +293,10 @@ class Citation:
     paragraph: int = 0
     doc_hash: str = ""
     chunk_id: str = ""
+    speaker: str = ""  # who says the quote, when the layout tells (a round-table's guest)
+    date: str = ""
+    publisher: str = ""
+    page: int = 0  # the scan's page (0: not a scan)
 
 
 def cite(n: int, hit: Hit, start: int, end: int, score: float) -> Citation:
@@ -242,6 +315,10 @@ def cite(n: int, hit: Hit, start: int, end: int, score: float) -> Citation:
         paragraph=chunk.paragraph_at(start),
         doc_hash=chunk.doc_hash,
         chunk_id=chunk.id,
+        speaker=chunk.speaker_at(start),
+        date=chunk.date,
+        publisher=chunk.publisher,
+        page=chunk.page_at(start),
     )
 
 

@@ -140,11 +140,16 @@ def test_broken_files_are_reported_and_the_rest_ingested(settings, fake_embedder
     (tmp_path / "binary.txt").write_bytes(bytes(range(256)) * 10)
     (tmp_path / "corrupt.docx").write_bytes(b"PK\x03\x04garbage")
     (tmp_path / "image.png").write_bytes(b"\x89PNG")
-    report = ingest([tmp_path, tmp_path / "image.png", tmp_path / "missing.txt"], settings, embedder=fake_embedder)
+    (tmp_path / "notes.xyz").write_text("not an interview")
+    (tmp_path / ".hidden.txt").write_text("标题\n记者：问？\n局长：答。")
+    report = ingest([tmp_path, tmp_path / "notes.xyz", tmp_path / "missing.txt"], settings, embedder=fake_embedder)
     failed = {f.path.rsplit("/", 1)[-1]: f.reason for f in report.failed}
-    assert set(failed) == {"empty.txt", "binary.txt", "corrupt.docx", "missing.txt"}
-    assert "empty" in failed["empty.txt"] and "binary" in failed["binary.txt"]
-    assert report.count("skipped") == 1
+    assert set(failed) == {"empty.txt", "binary.txt", "corrupt.docx", "image.png", "missing.txt"}
+    assert "empty" in failed["empty.txt"] and "binary" in failed["binary.txt"] and "image" in failed["image.png"]
+    # every file given is in the report, once: the ones not read say why
+    skipped = {f.path.rsplit("/", 1)[-1]: f.reason for f in report.files if f.status == "skipped"}
+    assert skipped == {"notes.xyz": "unsupported type .xyz", ".hidden.txt": "hidden file"}
+    assert len(report.files) == 9
     sources = {v[1].rsplit("/", 1)[-1] for v in store_state(settings).values()}
     assert sources == {"gbk.txt", "bom.txt"}
 

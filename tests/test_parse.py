@@ -46,11 +46,18 @@ def test_question_and_answer_turns(corpus):
         assert roles.count("question") == questions
         for i, p in enumerate(paragraphs):
             if p.role == "question":
-                assert corpus.text[p.start : p.end].startswith("记者")
+                # the label stands before the paragraph, never in it
+                line_start = corpus.text.rfind("\n", 0, p.start) + 1
+                assert corpus.text[line_start : p.start].rstrip().startswith("记者")
                 assert paragraphs[i + 1].role == "answer"
                 assert paragraphs[i + 1].speaker in ("xx", "xxx")
+                answer = paragraphs[i + 1]
+                assert not corpus.text[answer.start : answer.end].startswith(("xx：", "xxx：", "xx:"))
     # the ASCII-colon question is recognised too
-    assert any(corpus.text[p.start : p.end].startswith("记者:") for p in corpus.articles[4].paragraphs)
+    assert any(
+        corpus.text[corpus.text.rfind("\n", 0, p.start) + 1 : p.start].startswith("记者:")
+        for p in corpus.articles[4].paragraphs
+    )
     # the narrative articles have no turns
     assert {p.role for p in corpus.articles[2].paragraphs} == {"text"}
 
