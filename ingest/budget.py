@@ -27,14 +27,16 @@ from pathlib import Path
 
 from ingest.formats import Collected
 from ingest.parse import parse_file
+from ingest.scans import IMAGE_SUFFIXES, PageProgress
 from rag.config import Settings
 from rag.errors import ParseError
 from rag.types import ParsedDocument
 
 log = logging.getLogger(__name__)
 
-WORKER_SUFFIXES = (".docx", ".pdf")
+WORKER_SUFFIXES = (".docx", ".pdf", ".html", ".htm", *IMAGE_SUFFIXES)
 _POLL_SECONDS = 0.2
+_PAGE = "page"  # a worker's message between request and reply: (_PAGE, pages done, pages in all)
 _HEADER = struct.Struct(">Q")
 
 
@@ -54,13 +56,15 @@ def _receive(stream):
     return pickle.loads(data) if len(data) == size else None
 
 
-def _parse_in_worker(path: str, max_bytes: int, max_unpacked: int) -> tuple[ParsedDocument | str, list[str]]:
+def _parse_in_worker(
+    path: str, max_bytes: int, max_unpacked: int, on_page: PageProgress | None = None
+) -> tuple[ParsedDocument | str, list[str]]:
     """Run in the worker: the document or the one-line reason it cannot be read, and the lines it logged."""
     kept = Collected(logging.INFO)
     logging.getLogger("ingest").addHandler(kept)
     logging.getLogger("ingest").setLevel(logging.INFO)
     try:
-        return parse_file(Path(path), max_bytes=max_bytes, max_unpacked=max_unpacked), kept.messages
+        return parse_file(Path(path), max_bytes=max_bytes, max_unpacked=max_unpacked, on_page=on_page), kept.messages
     except ParseError as e:
         return str(e), kept.messages
     except Exception as e:  # any failure of one file is that file's reason, never the run's end
@@ -96,16 +100,19 @@ _worker: _Worker | None = None
 _worker_lock = threading.Lock()
 
 
-def read_document(path: Path, settings: Settings, cancel: threading.Event | None = None) -> ParsedDocument:
+def read_document(
+    path: Path, settings: Settings, cancel: threading.Event | None = None, on_page: PageProgress | None = None
+) -> ParsedDocument:
     """Parse one file within the settings' budget; raises ParseError with a one-line reason.
 
-    ``cancel`` (set from another thread) stops a .docx or .pdf that is still being read.
+    ``cancel`` (set from another thread) stops a file that is still being read in the worker;
+    ``on_page`` hears of each page of a scan read by OCR, and each page has the whole budget.
     """
     max_bytes, max_unpacked = settings.max_file_mb * 2**20, settings.max_unpacked_mb * 2**20
     if Path(path).suffix.lower() not in WORKER_SUFFIXES:
         return parse_file(path, max_bytes=max_bytes, max_unpacked=max_unpacked)
     with _worker_lock:
-        result, logged = _ask_worker(str(path), (max_bytes, max_unpacked), settings.parse_seconds, cancel)
+        result, logged = _ask_worker(str(path), (max_bytes, max_unpacked), settings.parse_seconds, cancel, on_page)
     for line in logged:  # what the reader logged in the worker, into this process's log
         log.info("%s", line)
     if isinstance(result, str):
@@ -113,7 +120,9 @@ def read_document(path: Path, settings: Settings, cancel: threading.Event | None
     return result
 
 
-def _ask_worker(path: str, limits: tuple[int, int], seconds: int, cancel: threading.Event | None):
+def _ask_worker(
+    path: str, limits: tuple[int, int], seconds: int, cancel: threading.Event | None, on_page: PageProgress | None
+):
     """The worker's reply for ``path``; a worker that overruns or is cancelled is killed (a new one next time)."""
     global _worker
     name = Path(path).name
@@ -133,6 +142,11 @@ def _ask_worker(path: str, limits: tuple[int, int], seconds: int, cancel: thread
         if reply is None:  # the worker died (out of memory, killed from outside)
             _worker = None
             raise ParseError(f"{name}: the reader stopped while reading this file")
+        if isinstance(reply, tuple) and len(reply) == 3 and reply[0] == _PAGE:
+            deadline = time.monotonic() + seconds  # a scan's budget is per page
+            if on_page:
+                on_page(reply[1], reply[2])
+            continue
         if reply is not False:
             return reply
         if cancel is not None and cancel.is_set():
@@ -154,7 +168,7 @@ def _serve() -> None:
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a library that prints must not corrupt the replies
     while (request := _receive(stdin)) is not None:
-        _send(stdout, _parse_in_worker(*request))
+        _send(stdout, _parse_in_worker(*request, on_page=lambda done, total: _send(stdout, (_PAGE, done, total))))
 
 
 if __name__ == "__main__":

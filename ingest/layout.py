@@ -54,8 +54,13 @@ _HEADER_LABELS = {
     "播出时间": "date",
     "date": "date",
 }
-_LABELLED = re.compile(r"^[（(【\[]?\s*([A-Za-z\u4e00-\u9fff]{1,6})\s*[：:]\s*(.{1,80}?)\s*[）)】\]]?$")
-_BYLINE = re.compile(r"^[—\-─–－]{1,4}\s*(?:访|专访|对话|记)\s*(.{2,60}?)\s*$")
+_LABELLED = re.compile(r"^([（(【\[]?)\s*([A-Za-z\u4e00-\u9fff]{1,12})\s*[：:]\s*(.{1,80}?)\s*$")
+# "——访……" ("一访" is how OCR reads the dash of a scanned byline)
+_BYLINE = re.compile(r"^[—\-─–－一]{1,4}\s*(?:访|专访|对话|记)\s*(.{2,60}?)\s*$")
+# A byline whose dash a scan lost ("访青山市统计局局长曹雅琴"): only with a title and a name after it.
+_BARE_BYLINE = re.compile(
+    r"^(?:访|专访)(?!谈|问)(.{2,40}?(?:长|书记|主任|委员|主席|经理|董事长|院士|教授|专家|负责人)[\u4e00-\u9fff·]{2,4})$"
+)
 _CREDIT = re.compile(
     r"^[（(]?\s*(?:(?P<paper>[^\s，,。：:]{2,12}?)|本报|本台|本刊)?\s*(?:特约|见习)?(?:记者|通讯员|实习生)"
     r"(?:[\s　]+[^\s，,。：:]{2,4})+(?:[\s　]+(?:通讯员|实习生|摄影)(?:[\s　]+[^\s，,。：:]{2,4})+)*\s*[）)]?$"
@@ -155,6 +160,9 @@ def short_name(description: str) -> str:
     match = _NAME_AFTER_TITLE.search(text)
     if match:
         return match.group(1)
+    latin = re.match(r"^([A-Z][a-z]+(?: [A-Z][a-z]+){0,2}),", text)  # "Sarah Chen, Director of ..."
+    if latin:
+        return latin.group(1)
     if re.fullmatch(r"[\u4e00-\u9fff·]{2,4}|[A-Z][a-z]+(?: [A-Z][a-z]+){0,2}", text):
         return text
     return ""
@@ -166,7 +174,7 @@ def people(value: str) -> tuple[str, ...]:
     for ch in value:
         depth += ch in "（(" and 1 or 0
         depth -= ch in "）)" and 1 or 0
-        if depth == 0 and ch in "、，,；;/":
+        if depth == 0 and ch in "、，；;/":
             parts.append(current)
             current = ""
         else:
@@ -180,22 +188,27 @@ def header_line(line: str) -> HeaderLine | None:
     text = _MARKUP.sub("", line).strip().strip("*_").strip()
     if not text or len(text) > 90:
         return None
-    byline = _BYLINE.match(text)
+    byline = _BYLINE.match(text) or _BARE_BYLINE.match(text)
     if byline:
         return HeaderLine("interviewee", people(byline.group(1).rstrip("）)")), byline=True)
     labelled = _LABELLED.match(text)
-    if labelled and labelled.group(1).lower() in _HEADER_LABELS:
-        kind, value = _HEADER_LABELS[labelled.group(1).lower()], labelled.group(2).strip("*_ 　")
+    if labelled and labelled.group(2).lower() in _HEADER_LABELS:
+        kind, value = _HEADER_LABELS[labelled.group(2).lower()], labelled.group(3).strip("*_ 　")
+        if labelled.group(1):  # "（来源：青山日报）": the bracket opened before the label closes the line
+            value = value.rstrip("）)】]")
         if kind in ("host", "reporter") and (re.search(r"[。？！?!，,]", value) or len(value) > 24):
             return None  # "记者：请您谈谈……？" is a question, not a credit
         if kind == "interviewee" and re.search(r"[。？！?!]", value):
             return None
-        return HeaderLine(kind, people(value), date_in(value), _publisher(value) if kind != "reporter" else "")
+        return HeaderLine(
+            kind, people(value), date_in(value), _publisher(value) if kind in ("publisher", "date") else ""
+        )
     credit = _CREDIT.match(text)
     if credit:
         names = tuple(re.findall(r"[\s　]+([^\s，,。：:（）()]{2,4})", text))
         paper = credit.group("paper") or ""
-        return HeaderLine("reporter", names, "", paper if _PAPER.search(paper) else "")
+        own = paper.startswith(("本报", "本台", "本刊", "本网"))  # "本报记者": the paper is not named
+        return HeaderLine("reporter", names, "", paper if _PAPER.search(paper) and not own else "")
     date = date_in(text)
     if date and len(text) <= 40 and not re.search(r"[。？！?!]", text):
         return HeaderLine("date", (), date, _publisher(text))

@@ -105,7 +105,13 @@ def _is_title_like(line: str) -> bool:
     stripped = line.strip()
     if _ARTICLE_PREFIX.match(stripped) or _MD_HEADING.match(stripped):
         return True
-    if not 2 <= len(stripped) <= 40 or stripped[-1] in _FINAL_PUNCT:
+    # A closing quote ends a title ("守好群众“钱袋子”") unless a sentence ends inside it.
+    unquoted = (
+        stripped.rstrip('”’"」』')
+        if stripped[-1:] in '”’"」』' and stripped.rstrip('”’"」』')[-1:] not in _FINAL_PUNCT
+        else stripped
+    )
+    if not 2 <= len(stripped) <= 40 or not unquoted or unquoted[-1] in _FINAL_PUNCT:
         return False
     if _QUESTION.match(stripped) or _SPEAKER.match(stripped):
         return False
@@ -253,7 +259,7 @@ def _interviewee(text: str, paragraphs: list[Paragraph], cast: Cast) -> str:
 def _resolved(paragraphs: list[Paragraph], cast: Cast) -> list[Paragraph]:
     """Each answer told who gives it: "答" and "A" are the interviewee when there is one."""
     return [
-        dataclasses.replace(p, speaker=cast.speaker_for(p.speaker)) if p.role == "answer" and p.speaker else p
+        dataclasses.replace(p, speaker=cast.speaker_for(p.speaker or "答")) if p.role == "answer" else p
         for p in paragraphs
     ]
 

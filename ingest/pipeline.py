@@ -201,13 +201,21 @@ class CountingEmbeddings(Embeddings):
 
 
 def parse_files(
-    files: list[Path], settings: Settings, cancel: threading.Event | None = None
+    files: list[Path],
+    settings: Settings,
+    cancel: threading.Event | None = None,
+    on_progress: Callable[[int, int, str], None] | None = None,
 ) -> tuple[list[tuple[ParsedDocument, list[Chunk]]], list]:
-    """Each readable file parsed and chunked; the outcome of each file that is not."""
+    """Each readable file parsed and chunked; the outcome of each file that is not.
+
+    A scan's OCR is reported page by page to ``on_progress`` ("scan.pdf: OCR").
+    """
     parsed, failed = [], []
     for path in files:
+        name = Path(path).name
+        on_page = (lambda done, total, name=name: on_progress(done, total, f"{name}: OCR")) if on_progress else None
         try:
-            doc = read_document(path, settings, cancel)
+            doc = read_document(path, settings, cancel, on_page)
             if Path(path).resolve() == BUNDLED_COLLECTION.resolve():
                 doc = dataclasses.replace(doc, source=BUNDLED_SOURCE)
             chunks = chunk_document(doc, settings.chunk_size, settings.chunk_overlap)
@@ -243,7 +251,7 @@ def ingest(
     began = time.perf_counter()
     report = IngestReport()
     files, report.files = collect_files(paths or [BUNDLED_COLLECTION])
-    parsed, failed = parse_files(files, settings, cancel)
+    parsed, failed = parse_files(files, settings, cancel, on_progress)
     report.files += failed
     with storage_errors(settings), ingest_lock(settings):
         progress = Progress(on_progress)
