@@ -21,7 +21,7 @@ class LangChainDefault:
         splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200, add_start_index=True)
         docs = []
         for path in files:
-            text, _ = read_file(path)
+            text = read_file(path).text
             docs += splitter.split_documents([Document(page_content=text, metadata={"source": str(path.resolve())})])
         client = chroma_client(settings)
         if "langchain-default" in {c.name for c in client.list_collections()}:

@@ -47,7 +47,8 @@ def ensure_index(
 
 
 def list_documents(settings: Settings) -> list[dict]:
-    """The ingested documents: source, file, title, articles, chunk count, when ingested."""
+    """The ingested documents: source, file, title, articles (their interviewees, dates and
+    publishers), chunk count, when ingested."""
     from collections import Counter
 
     client = chroma_client(settings)
@@ -74,6 +75,8 @@ def list_documents(settings: Settings) -> list[dict]:
                 "title": raw["title"],
                 "articles": [a["title"] for a in raw["articles"]],
                 "interviewees": [a.get("interviewee", "") for a in raw["articles"]],
+                "dates": [a.get("date", "") for a in raw["articles"]],
+                "publishers": [a.get("publisher", "") for a in raw["articles"]],
                 "chunks": n,
                 "ingested_at": raw.get("ingested_at", 0),
             }

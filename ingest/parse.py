@@ -191,14 +191,15 @@ def split_articles(
         subheads = {i for i, level in levels.items() if level > top}
         paragraphs = _paragraphs(text, body, cast, subheads, regions, given.get("emphasis", frozenset()))
         first = titles[0] if titles else (header[0] if header else body_ks[0])
+        interviewee = _interviewee(text, paragraphs, cast)
         articles.append(
             Article(
                 index=len(articles) + 1,
                 title=title or (fallback_title if not articles else f"{fallback_title} ({len(articles) + 1})"),
-                interviewee=_interviewee(text, paragraphs, cast),
+                interviewee=interviewee,
                 start=min(lines[first][1], paragraphs[0].start),
                 end=paragraphs[-1].end,
-                paragraphs=tuple(_resolved(paragraphs, cast)),
+                paragraphs=tuple(_resolved(paragraphs, cast, interviewee)),
                 date=cast.date,
                 publisher=cast.publisher,
             )
@@ -256,12 +257,22 @@ def _interviewee(text: str, paragraphs: list[Paragraph], cast: Cast) -> str:
     return "、".join(named) or lead
 
 
-def _resolved(paragraphs: list[Paragraph], cast: Cast) -> list[Paragraph]:
-    """Each answer told who gives it: "答" and "A" are the interviewee when there is one."""
-    return [
-        dataclasses.replace(p, speaker=cast.speaker_for(p.speaker or "答")) if p.role == "answer" else p
-        for p in paragraphs
-    ]
+def _resolved(paragraphs: list[Paragraph], cast: Cast, interviewee: str) -> list[Paragraph]:
+    """Each answer told who gives it, as a citation names them: the interviewee's line when one
+    person is interviewed ("答" and "A" are them), that person's own line in a round-table."""
+    named = {cast.speaker_for(p.speaker) for p in paragraphs if p.role == "answer" and p.speaker} - {""}
+    several = len(cast.interviewees) > 1 or len(named) > 1
+    result = []
+    for p in paragraphs:
+        if p.role == "answer":
+            name = cast.speaker_for(p.speaker or "答")
+            if not several:
+                who = interviewee if not name or name in interviewee else name
+            else:
+                who = next((v for v in cast.interviewees if name and name in v), name)
+            p = dataclasses.replace(p, speaker=who)
+        result.append(p)
+    return result
 
 
 def _paragraphs(

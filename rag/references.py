@@ -39,9 +39,12 @@ def markers(answer: Answer) -> list[tuple[int, int, Citation]]:
 
 
 def reference(c: Citation) -> str:
-    """One numbered reference: [n] 《title》，interviewee，paragraph."""
-    who = f"，{c.interviewee}" if c.interviewee else ""
-    return f"[{c.n}] 《{c.title}》{who}，第{c.paragraph}段。"
+    """One numbered reference: [n] 《title》，who says it，publisher date，paragraph (page of a scan)."""
+    who = f"，{c.speaker or c.interviewee}" if c.speaker or c.interviewee else ""
+    published = " ".join(part for part in (c.publisher, c.date) if part)
+    where = f"，{published}" if published else ""
+    page = f"（第{c.page}页）" if c.page else ""
+    return f"[{c.n}] 《{c.title}》{who}{where}，第{c.paragraph}段{page}。"
 
 
 def escape_markdown(text: str) -> str:

@@ -19,7 +19,7 @@ from langchain_core.embeddings import Embeddings
 
 from rag.config import Settings
 from rag.errors import IndexBusyError, IndexMissingError, RagError, StorageFullError
-from rag.types import Article, Paragraph, ParsedDocument
+from rag.types import Article, Paragraph, ParsedDocument, Region
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +215,7 @@ class DocumentStore:
             "text": doc.text,
             "ingested_at": ingested_at,
             "articles": [asdict(a) for a in doc.articles],
+            "regions": [[r.start, r.end, r.page, *r.box] for r in doc.regions],
         }
         write_atomically(target, json.dumps(payload, ensure_ascii=False).encode("utf-8"))
 
@@ -224,7 +225,10 @@ class DocumentStore:
         articles = tuple(
             Article(**{**a, "paragraphs": tuple(Paragraph(**p) for p in a["paragraphs"])}) for a in data["articles"]
         )
-        return ParsedDocument(source=data["source"], text=data["text"], articles=articles, title=data["title"])
+        regions = tuple(Region(s, e, page, tuple(box)) for s, e, page, *box in data.get("regions", ()))
+        return ParsedDocument(
+            source=data["source"], text=data["text"], articles=articles, title=data["title"], regions=regions
+        )
 
     def load_raw(self, doc_hash: str) -> dict:
         try:

@@ -213,6 +213,8 @@ def _hit_json(hit, shown) -> dict:
             "source": c.source,
             "title": c.title,
             "interviewee": c.interviewee,
+            "date": c.date,
+            "publisher": c.publisher,
             "article": c.article,
             "paragraphs": [c.para_start, c.para_end],
             "start": c.start,
@@ -234,7 +236,15 @@ def _document_routes(app: FastAPI, collection, writing: asyncio.Lock, v1: dict) 
                 "source": d["path"],
                 "file": d["file"],
                 "title": d["title"],
-                "articles": [{"title": t, "interviewee": p} for t, p in zip(d["articles"], d["interviewees"])],
+                "articles": [
+                    {"title": t, "interviewee": p, "date": when, "publisher": by}
+                    for t, p, when, by in zip(
+                        d["articles"],
+                        d["interviewees"],
+                        d.get("dates") or [""] * len(d["articles"]),
+                        d.get("publishers") or [""] * len(d["articles"]),
+                    )
+                ],
                 "chunks": d["chunks"],
                 "ingested_at": d["ingested_at"],
             }

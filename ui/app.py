@@ -23,7 +23,15 @@ EXAMPLES = [
     "By how much did the municipal housing and construction bureau improve approval efficiency?",
 ]
 EMPTY_SOURCES = '<div class="src-meta">回答的出处会显示在这里。</div>'
-HEADERS = ["标题 title", "文件 file", "文章 articles", "片段 chunks", "索引时间 ingested"]
+HEADERS = [
+    "标题 title",
+    "受访者 interviewee",
+    "刊发 published",
+    "文件 file",
+    "文章 articles",
+    "片段 chunks",
+    "索引时间 ingested",
+]
 
 
 class Collection:
@@ -91,7 +99,13 @@ def _document_rows(collection: Collection) -> tuple[list[list], list[tuple[str, 
     rows, choices = [], []
     for d in collection.documents():
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d["ingested_at"])) if d["ingested_at"] else ""
-        rows.append([d["title"], d["path"], len(d["articles"]), d["chunks"], when])
+        people = "；".join(dict.fromkeys(p for p in d.get("interviewees", []) if p))
+        published = "；".join(
+            dict.fromkeys(
+                " ".join(x for x in pair if x) for pair in zip(d.get("publishers", []), d.get("dates", [])) if any(pair)
+            )
+        )
+        rows.append([d["title"], people, published, d["path"], len(d["articles"]), d["chunks"], when])
         choices.append((f"{d['title']} — {d['path']}", d["path"]))
     return rows, choices
 

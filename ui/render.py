@@ -21,6 +21,8 @@ CSS = """
 .src-meta {color:#57606a; font-size:13px; margin-bottom:6px;}
 .src-passage {line-height:1.7; font-size:14px; white-space:pre-wrap;}
 .src-passage mark, .src-article mark {background:#fff3a3; padding:1px 0;}
+.src-scan img {max-width:100%; border:1px solid #d0d7de; margin-top:6px;}
+.src-label {color:#57606a;}
 .src-article {max-height:360px; overflow:auto; border-top:1px dashed #d0d7de; margin-top:6px; padding-top:6px;
   line-height:1.7; font-size:14px; white-space:pre-wrap;}
 .src-none {color:#8a4b00; background:#fff8e6; border:1px solid #f0d59a; border-radius:8px; padding:10px 12px;}
@@ -72,18 +74,25 @@ def _highlight(text: str, start: int, end: int, anchor: str = "") -> str:
     return f"{_escape(text[:start])}<mark{attr}>{_escape(text[start:end])}</mark>{_escape(text[end:])}"
 
 
-def citation_card(c: Citation, passage: str, passage_start: int, article_html: str, near: bool = False) -> str:
-    """One source card: title, interviewee, paragraph, the passage with the quote marked, the article.
+def citation_card(
+    c: Citation, passage: str, passage_start: int, article_html: str, near: bool = False, scan: str = ""
+) -> str:
+    """One source card: title, who says it, where it ran, paragraph, the passage with the quote
+    marked (and, from a scan, the scanned line), the article.
     ``near``: a sentence that came close on a refusal, numbered (n) rather than cited [n]."""
-    who = f" · {_escape(c.interviewee)}" if c.interviewee else ""
-    meta = f"{_escape(Path(c.source).name)} · 第{c.paragraph}段 · 字符 {c.start}–{c.end}"
+    speaker = c.speaker or c.interviewee
+    who = f" · {_escape(speaker)}" if speaker else ""
+    published = " ".join(_escape(x) for x in (c.publisher, c.date) if x)
+    page = f" · 第{c.page}页" if c.page else ""
+    meta = f"{_escape(Path(c.source).name)}{' · ' + published if published else ''}{page} · 第{c.paragraph}段 · 字符 {c.start}–{c.end}"
+    scanned = f'<div class="src-scan"><img alt="扫描原文 the scanned line" src="{scan}"></div>' if scan else ""
     passage_html = _highlight(passage, c.start - passage_start, c.end - passage_start)
     kind, label = ("src-card src-near", f"({c.n})") if near else ("src-card", f"[{c.n}]")
     return (
         f'<div class="{kind}" id="cite-{c.n}">'
         f"<h4>{label} 《{_escape(c.title)}》{who}</h4>"
         f'<div class="src-meta">{meta}</div>'
-        f'<div class="src-passage">{passage_html}</div>'
+        f'<div class="src-passage">{passage_html}</div>{scanned}'
         f"<details><summary>在文章中查看 · show in article</summary>"
         f'<div class="src-article">{article_html}</div>'
         f'<a href="#art-{c.n}">↓ 跳到引文 · jump to the quote</a></details>'
@@ -96,10 +105,13 @@ def article_html(text: str, paragraphs, c: Citation) -> str:
     parts = []
     for p in paragraphs:
         body = text[p.start : p.end]
+        # the speaker label before the paragraph ("记者：", "[00:00:41] 赵刚："), shown as the source has it
+        line_start = text.rfind("\n", 0, p.start) + 1
+        label = f'<span class="src-label">{_escape(text[line_start : p.start])}</span>' if line_start < p.start else ""
         if p.start <= c.start < p.end:
-            parts.append(_highlight(body, c.start - p.start, c.end - p.start, f"art-{c.n}"))
+            parts.append(label + _highlight(body, c.start - p.start, c.end - p.start, f"art-{c.n}"))
         else:
-            parts.append(_escape(body))
+            parts.append(label + _escape(body))
     return "\n".join(parts)
 
 
@@ -142,5 +154,26 @@ def _cards(citations, documents, near: bool = False) -> str:
         paragraphs = article.paragraphs if article else ()
         paragraph = next((p for p in paragraphs if p.number == c.paragraph), None)
         p_start, p_end = (paragraph.start, paragraph.end) if paragraph else (c.start, c.end)
-        cards.append(citation_card(c, doc.text[p_start:p_end], p_start, article_html(doc.text, paragraphs, c), near))
+        article = article_html(doc.text, paragraphs, c)
+        cards.append(citation_card(c, doc.text[p_start:p_end], p_start, article, near, scanned_line(doc, c)))
     return "".join(cards)
+
+
+def scanned_line(doc, c: Citation) -> str:
+    """The scanned line a quote from a scan was read from, as a data: URL of a PNG ('' otherwise,
+    or when the scanned file is no longer where it was ingested from)."""
+    import base64
+    import io
+
+    from ingest.scans import line_image
+
+    region = next((r for r in doc.regions if r.start <= c.start < r.end), None)
+    if region is None:
+        return ""
+    image = line_image(Path(doc.source), region)
+    if image is None:
+        return ""
+    image.thumbnail((900, 200))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
