@@ -140,6 +140,9 @@ class Chunk:
         starts = [start for _, start in self.paragraphs]
         result = []
         for start, end in sentence_spans(self.text, self.start):
+            opens_line = start > self.start and self.text[start - self.start - 1] == "\n"
+            if starts and opens_line and not any(start <= p < end for p in starts):
+                continue  # a line of no paragraph: a speaker's label alone on its line ("王建国：")
             inside = [
                 p for p in starts if start < p < end and "\n" not in self.text[start - self.start : p - self.start]
             ]

@@ -81,8 +81,13 @@ def format_answer(answer) -> str:
     if answer.closest:
         lines.append("最接近的句子（并非答案）Closest sentences, not an answer:")
     for mark, c in [(f"[{c.n}]", c) for c in answer.citations] + [(f"({c.n})", c) for c in answer.closest]:
-        who = f" · {c.interviewee}" if c.interviewee else ""
-        lines.append(f"{mark} 《{c.title}》{who} · {Path(c.source).name} 第{c.paragraph}段 (chars {c.start}-{c.end})")
+        who = "".join(
+            f" · {x}" for x in (c.speaker or c.interviewee, " ".join(y for y in (c.publisher, c.date) if y)) if x
+        )
+        page = f" 第{c.page}页" if c.page else ""
+        lines.append(
+            f"{mark} 《{c.title}》{who} · {Path(c.source).name}{page} 第{c.paragraph}段 (chars {c.start}-{c.end})"
+        )
         lines.append(f"    “{c.quote}”")
     return "\n".join(visible(line) for line in lines)
 

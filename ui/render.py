@@ -106,8 +106,9 @@ def article_html(text: str, paragraphs, c: Citation) -> str:
     for p in paragraphs:
         body = text[p.start : p.end]
         # the speaker label before the paragraph ("记者：", "[00:00:41] 赵刚："), shown as the source has it
-        line_start = text.rfind("\n", 0, p.start) + 1
-        label = f'<span class="src-label">{_escape(text[line_start : p.start])}</span>' if line_start < p.start else ""
+        before = text[text.rfind("\n", 0, p.start) + 1 : p.start]
+        spoken = before.rstrip(" *_\u3000").endswith(("：", ":"))
+        label = f'<span class="src-label">{_escape(before)}</span>' if spoken else ""
         if p.start <= c.start < p.end:
             parts.append(label + _highlight(body, c.start - p.start, c.end - p.start, f"art-{c.n}"))
         else:
