@@ -53,9 +53,24 @@ def ocr_lines(image) -> list[tuple[str, tuple[int, int, int, int]]]:
             continue
         xs, ys = [p[0] for p in points], [p[1] for p in points]
         box = (int(min(xs)), int(min(ys)), int(max(xs)), int(max(ys)))
-        lines.append((_MISREAD.sub(lambda m: _ASCII_PUNCT[m.group(1) or m.group(2)], text.strip()), box))
+        lines.append((_as_printed(text.strip()), box))
     lines.sort(key=lambda line: (line[1][1] + line[1][3]) / 2)  # top to bottom (one column)
     return lines
+
+
+def _as_printed(text: str) -> str:
+    """Punctuation as a Chinese page prints it: the recogniser reads full-width marks between
+    Chinese characters as their ASCII look-alikes, and curly quotes as straight ones."""
+    return _MISREAD.sub(lambda m: _ASCII_PUNCT[m.group(1) or m.group(2)], text)
+
+
+def _quotes_paired(paragraph: str) -> str:
+    """Double quotes in a Chinese paragraph opened and closed in turn: the recogniser gives “ or "
+    for either side."""
+    if not re.search(_CJK, paragraph):
+        return paragraph
+    marks = iter("“”" * len(paragraph))
+    return re.sub('["“”]', lambda _: next(marks), paragraph)
 
 
 def _continues(before: tuple[str, tuple], after: tuple[str, tuple], left: int, right: int) -> bool:
@@ -91,7 +106,8 @@ def read_pages(images, on_page: PageProgress | None = None) -> tuple[str, tuple[
             at += len(text)
         if on_page:
             on_page(number, total)
-    return "".join(pieces), tuple(regions)
+    # paired per paragraph (a quote never spans two); the lengths do not change, so the regions hold
+    return "\n".join(_quotes_paired(p) for p in "".join(pieces).split("\n")), tuple(regions)
 
 
 def image_text(path: Path, on_page: PageProgress | None = None):
