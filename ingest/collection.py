@@ -151,7 +151,7 @@ def store_upload(settings: Settings, temp_path: Path, original_name: str) -> Pat
     suffix = Path(original_name).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise ParseError(
-            f"{Path(original_name).name}: unsupported file type {suffix or '(none)'}; use .txt, .md, .docx or .pdf"
+            f"{Path(original_name).name}: unsupported file type {suffix or '(none)'}; use {', '.join(SUPPORTED_SUFFIXES)}"
         )
     size = Path(temp_path).stat().st_size
     if size > settings.max_file_mb * 2**20:

@@ -258,7 +258,7 @@ def _document_routes(app: FastAPI, collection, writing: asyncio.Lock, v1: dict) 
 
     @app.post("/v1/documents", **v1)
     async def upload(files: list[UploadFile] = File(...)) -> dict:
-        """Upload and index files (.txt .md .docx .pdf), with the page's checks; refused files are not kept."""
+        """Upload and index files (.txt .md .docx .pdf .html, scans), with the page's checks; refused files are not kept."""
         import tempfile
 
         async with writing:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ingest.parse import SUPPORTED_SUFFIXES
 from rag.errors import RagError
 from rag.references import with_references
 from ui.render import answer_html, sources_html, text_html
@@ -80,7 +81,7 @@ class Collection:
         return report, problems
 
     def cancel(self) -> None:
-        """Stop the file being read now (a .docx or .pdf); the run reports it cancelled."""
+        """Stop the file being read now (a .docx, .pdf, web page or scan); the run reports it cancelled."""
         self.cancelled.set()
 
     def remove(self, keys: list[str]) -> str:
@@ -308,7 +309,7 @@ class ChatPage:
         files = gr.File(
             label=f"上传 txt / md / docx / pdf（每个不超过 {settings.max_file_mb} MB）",
             file_count="multiple",
-            file_types=[".txt", ".md", ".docx", ".pdf"],
+            file_types=list(SUPPORTED_SUFFIXES),
             elem_id="upload",
         )
         with gr.Row():
