@@ -36,6 +36,11 @@ class Raw:
     credit: str = ""  # a web page's byline ("本报记者 李明"), which the extractor lifts out of the text
     regions: tuple[Region, ...] = ()
 
+    def stated(self) -> dict:
+        """What the format states beside the text, as ``split_articles`` takes it."""
+        fields = ("title", "date", "publisher", "credit", "regions", "emphasis")
+        return {name: getattr(self, name) for name in fields}
+
 
 def html_text(html: str, name: str) -> Raw:
     """A saved web page's article, without navigation, ads, related links and footers (trafilatura),

@@ -342,15 +342,5 @@ def parse_file(
         before = _signature(path)
         raw = read_file(path, max_bytes, max_unpacked, on_page)
         if _signature(path) == before:
-            return split_articles(
-                raw.text,
-                str(path),
-                raw.headings,
-                title=raw.title,
-                date=raw.date,
-                publisher=raw.publisher,
-                regions=raw.regions,
-                emphasis=raw.emphasis,
-                credit=raw.credit,
-            )
+            return split_articles(raw.text, str(path), raw.headings, **raw.stated())
     raise ParseError(f"{path.name}: the file kept changing while it was read; run again once it is saved")
