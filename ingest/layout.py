@@ -65,6 +65,7 @@ _CREDIT = re.compile(
     r"^[（(]?\s*(?:(?P<paper>[^\s，,。：:]{2,12}?)|本报|本台|本刊)?\s*(?:特约|见习)?(?:记者|通讯员|实习生)"
     r"(?:[\s　]+[^\s，,。：:]{2,4})+(?:[\s　]+(?:通讯员|实习生|摄影)(?:[\s　]+[^\s，,。：:]{2,4})+)*\s*[）)]?$"
 )
+_ROLES = frozenset({"记者", "通讯员", "实习生", "摄影", "特约记者", "见习记者"})
 DATE = re.compile(r"(\d{4})\s*(?:年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日|[-/.](\d{1,2})[-/.](\d{1,2}))")
 _SOURCE = re.compile(r"《([^》]{2,20})》")
 _PAPER = re.compile(r"(日报|晚报|时报|周报|报|电视台|广播电台|电台|网|杂志|新闻|Daily|Times|News)$")
@@ -205,7 +206,7 @@ def header_line(line: str) -> HeaderLine | None:
         )
     credit = _CREDIT.match(text)
     if credit:
-        names = tuple(re.findall(r"[\s　]+([^\s，,。：:（）()]{2,4})", text))
+        names = tuple(n for n in re.findall(r"[\s　]+([^\s，,。：:（）()]{2,4})", text) if n not in _ROLES)
         paper = credit.group("paper") or ""
         own = paper.startswith(("本报", "本台", "本刊", "本网"))  # "本报记者": the paper is not named
         return HeaderLine("reporter", names, "", paper if _PAPER.search(paper) and not own else "")

@@ -162,3 +162,56 @@ def test_interviewees_of_every_layout_can_be_chosen(answered):
     answer = assistant.ask("新增就业多少人？", interviewees=["杜鹏"])
     assert answer.found and "4.2万人" in answer.text
     assert all("杜鹏" in c.interviewee for c in answer.citations)
+
+
+def test_an_upload_shows_its_people_and_paper_in_the_table_the_filter_and_the_api(settings, fake_embedder, corpus):
+    """A file uploaded through the page, whose second line is the byline."""
+    import shutil
+    from types import SimpleNamespace
+
+    from fastapi.testclient import TestClient
+
+    from tests.test_api import FakeAssistant
+    from ui.api import create_api
+    from ui.app import ChatPage, Collection, _document_rows
+
+    upload = settings.home.parent / "gradio-copy"
+    shutil.copy(corpus / "09_two_char_name.txt", upload)
+    collection = Collection(settings, fake_embedder)
+    assert "已索引 1 个文件" in collection.add([(upload, "09_two_char_name.txt")])
+    rows, _ = _document_rows(collection)
+    assert rows[0][:3] == ["守好群众“钱袋子”", "青山市医疗保障局局长王芳", "青山晚报 2024年6月18日"]
+    choices = ChatPage(SimpleNamespace(settings=settings), collection).scopes()["choices"]
+    assert [person for _, person in choices] == ["青山市医疗保障局局长王芳"]
+    http = TestClient(create_api(FakeAssistant(settings), collection, loopback=True))
+    (listed,) = http.get("/v1/documents").json()["documents"]
+    assert listed["articles"] == [
+        {
+            "title": "守好群众“钱袋子”",
+            "interviewee": "青山市医疗保障局局长王芳",
+            "date": "2024年6月18日",
+            "publisher": "青山晚报",
+        }
+    ]
+
+
+def test_a_scan_is_read_page_by_page_and_its_card_shows_the_scanned_line(settings, fake_embedder, corpus):
+    from ingest.pipeline import ingest
+    from rag.store import DocumentStore
+    from rag.types import Answer, Hit, cite
+    from ui.render import sources_html
+
+    seen = []
+    report = ingest([corpus / "21_scan.pdf"], settings, embedder=fake_embedder, on_progress=lambda *a: seen.append(a))
+    assert report.count("indexed") == 1
+    assert [(done, total) for done, total, label in seen if label.endswith("OCR")] == [(1, 2), (2, 2)]
+    documents = DocumentStore(settings)
+    (doc_hash,) = documents.hashes()
+    doc = documents.load(doc_hash)
+    assert doc.regions  # stored with the document
+    chunk = next(c for c in chunk_document(doc) if "18.7万个" in c.text)
+    start = doc.text.index("全市共清查")
+    citation = cite(1, Hit(chunk, 1.0), start, doc.text.index("。", start) + 1, 0.9)
+    assert citation.page == 2 and "曹雅琴" in citation.speaker
+    panel = sources_html(Answer("q", "x[1]", True, [citation]), documents)
+    assert "第2页" in panel and 'src="data:image/png;base64,' in panel
