@@ -190,6 +190,8 @@ def split_articles(
         body = [lines[k] for k in body_ks]
         subheads = {i for i, level in levels.items() if level > top}
         paragraphs = _paragraphs(text, body, cast, subheads, regions, given.get("emphasis", frozenset()))
+        if not paragraphs:  # only labels ("记者：" alone): nothing said
+            continue
         first = titles[0] if titles else (header[0] if header else body_ks[0])
         interviewee = _interviewee(text, paragraphs, cast)
         articles.append(

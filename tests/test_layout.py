@@ -103,3 +103,12 @@ def test_markdown_sections_stay_inside_their_article():
     assert len(doc.articles) == 1 and doc.articles[0].title == "标题"
     roles = [p.role for p in doc.articles[0].paragraphs]
     assert roles == ["text", "question", "answer", "text", "question", "answer"]
+
+
+def test_labels_with_nothing_said_are_no_article():
+    from rag.errors import ParseError
+
+    with pytest.raises(ParseError, match="no text to index"):
+        split_articles("标题\n记者：\n王建国：", "/x/a.txt")
+    doc = split_articles("标题\n记者：\n王建国：\n另一篇\n记者：问？\n王建国：答。", "/x/a.txt")
+    assert [a.title for a in doc.articles] == ["另一篇"]
