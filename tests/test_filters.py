@@ -74,3 +74,29 @@ def test_as_retriever_serves_langchain(assistant, monkeypatch):
     documents = rag.as_retriever(k=3).invoke("乡村教育要实现怎样的转变？")
     assert len(documents) == 3 and any("就优就好" in d.page_content for d in documents)
     assert {"source", "title", "start", "end", "score"} <= set(documents[0].metadata)
+
+
+def test_rag_ask_and_chat_take_the_filters(assistant, monkeypatch, capsys):
+    import io
+    import json
+
+    from ui.cli import main
+
+    monkeypatch.setenv("RAG_HOME", str(assistant.settings.home))
+    code = main(["ask", "--interviewee", "于晓峰", "在乡村教育方面有哪些举措？", "--json"])
+    answer = json.loads(capsys.readouterr().out)
+    assert code == 0 and answer["found"] and answer["citations"]
+    assert all("于晓峰" in c["interviewee"] for c in answer["citations"])
+
+    assert main(["ask", "--source", "科技局访谈.txt", "审批时效提升了多少？", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert {c["source"].rsplit("/", 1)[-1] for c in answer["citations"]} == {"科技局访谈.txt"}
+    assert "三成" in answer["text"]
+
+    assert main(["ask", "--interviewee", "张三丰", "有哪些举措？"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "张三丰" in err
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("审批时效提升了多少？\n"))
+    assert main(["chat", "--source", "科技局访谈.txt"]) == 0
+    assert "三成" in capsys.readouterr().out

@@ -99,7 +99,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from rag.assistant import Assistant
 
     assistant = Assistant(settings)
-    answer = assistant.ask(args.question, top_k=args.top_k)
+    answer = assistant.ask(args.question, top_k=args.top_k, sources=args.source, interviewees=args.interviewee)
     if args.json:
         payload = {k: v for k, v in asdict(answer).items() if k != "hits"}
         print(json.dumps(payload, ensure_ascii=False, indent=2))
@@ -128,7 +128,9 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
             continue
         if not line.strip():
             continue
-        answer = assistant.ask(line, history=turns, top_k=args.top_k)
+        answer = assistant.ask(
+            line, history=turns, top_k=args.top_k, sources=args.source, interviewees=args.interviewee
+        )
         if answer.found:
             turns.append((answer.question, answer.text))
         print(format_answer(answer) + "\n", flush=True)
@@ -250,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", help="chunk and embed files into the index (default: the bundled collection)")
-    p.add_argument("paths", nargs="*", help="files or folders (.txt .md .docx .pdf)")
+    p.add_argument("paths", nargs="*", help="files or folders (.txt .md .docx .pdf .html, scans .png .jpg .tif)")
     p.add_argument("--prune", action="store_true", help="remove what was ingested from files that no longer exist")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_ingest)
@@ -259,10 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question")
     p.add_argument("--top-k", type=int, default=None, help="how many chunks to read (default RAG_TOP_K)")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    _add_filters(p)
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("chat", help="ask one question a line from the terminal, follow-ups included")
     p.add_argument("--top-k", type=int, default=None, help="how many chunks to read (default RAG_TOP_K)")
+    _add_filters(p)
     p.set_defaults(func=cmd_chat)
 
     _add_eval(sub)
@@ -271,6 +275,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("ui", help="start the chat page and the API under /v1 (ingests the bundled collection if needed)")
     sub.add_parser("serve", help="start the HTTP API alone: /v1/answers, /v1/chat/completions, ... (docs at /docs)")
     return parser
+
+
+def _add_filters(p: argparse.ArgumentParser) -> None:
+    """--interviewee and --source, as ``ask()``'s ``interviewees`` and ``sources``."""
+    p.add_argument(
+        "--interviewee",
+        action="append",
+        metavar="NAME",
+        help="answer only from this interviewee's interviews (whole or part of a name; repeatable)",
+    )
+    p.add_argument(
+        "--source",
+        action="append",
+        metavar="FILE",
+        help="answer only from this file (its name, path or path's ending; repeatable)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
