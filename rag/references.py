@@ -12,7 +12,12 @@ from rag.types import Answer, Citation
 
 REFERENCES_HEADING = "参考文献 References"
 _MARKER = re.compile(r"\[(\d+)\]")
-_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation mark (CommonMark escapes)
+# What would become live markup, and only that (CommonMark and GitHub's extensions): emphasis, code,
+# links and images, HTML and entities, strikethrough, table cells; a bare URL; and at a line's start a
+# heading, quote, list item, setext underline, fence or indented code.  "互联网+政务服务" stays as written.
+_INLINE = re.compile(r"[\\`*_\[\]<>~|]|!(?=\[)|&(?=#?\w+;)|(?<=[A-Za-z])(?=://)|(?<=www)(?=\.)", re.I)
+_LINE_START = re.compile(r"^( {0,3})(?:([#>+=\-])|(\d{1,9})([.)]))", re.M)
+_INDENT = re.compile(r"^(?: {4,}|\t)", re.M)
 _ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
 
 
@@ -48,8 +53,13 @@ def reference(c: Citation) -> str:
 
 
 def escape_markdown(text: str) -> str:
-    """``text`` that any Markdown renderer shows as itself: no link, image, code or emphasis."""
-    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
+    """``text`` that any Markdown renderer shows as itself -- no link, image, code, emphasis, HTML,
+    heading or list -- with a backslash only where one of those would begin."""
+    text = _INLINE.sub(lambda m: "\\" + m.group() if m.group() else "\\", text)
+    text = _LINE_START.sub(
+        lambda m: m.group(1) + ("\\" + m.group(2) if m.group(2) else m.group(3) + "\\" + m.group(4)), text
+    )
+    return _INDENT.sub(lambda m: m.group().replace(" ", "&#32;", 1) if m.group().startswith(" ") else "&#9;", text)
 
 
 def with_references(answer: Answer, markdown: bool = False) -> str:

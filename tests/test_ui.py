@@ -251,3 +251,60 @@ def test_version_and_python_dash_m_rag():
 
     out = subprocess.run([sys.executable, "-m", "rag", "--version"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == f"rag {rag.__version__}" and rag.__version__[0].isdigit()
+
+
+def _commonmark(text: str) -> str:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(text)
+
+
+def test_markdown_shows_every_sentence_of_the_collection_as_written_without_stray_backslashes():
+    import html as html_module
+
+    from ingest.chunk import chunk_document
+    from ingest.parse import parse_file
+    from rag.references import escape_markdown
+    from tests.conftest import CORPUS
+
+    chunks = chunk_document(parse_file(CORPUS))
+    sentences = {c.text[s - c.start : e - c.start] for c in chunks for s, e in c.sentences()}
+    assert len(sentences) > 100
+    for sentence in sentences:
+        escaped = escape_markdown(sentence)
+        assert _commonmark(escaped) == f"<p>{html_module.escape(sentence, quote=False)}</p>\n", sentence
+        if not any(ch in sentence for ch in "\\`*_[]<>~|!&#"):
+            assert escaped == sentence  # "互联网+政务服务" stays as it is: nothing to strip for a plain client
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "详见 [点此](javascript:alert(1)) 和 ![](http://evil.example/i.png) <b>粗</b> &amp; `代码`",
+        "# 标题\n1. 第一\n- 列表\n> 引用\n    缩进代码\n---",
+        "*强调* __加粗__ ~~删除~~ a | b\n--- | ---\nc | d",
+        "<http://evil.example> 及 <script>alert(1)</script>",
+    ],
+)
+def test_markdown_escaping_leaves_no_live_markup(text):
+    from rag.references import escape_markdown
+
+    rendered = _commonmark(escape_markdown(text))
+    for tag in (
+        "<a",
+        "<img",
+        "<code",
+        "<em",
+        "<strong",
+        "<h1",
+        "<ol",
+        "<ul",
+        "<blockquote",
+        "<pre",
+        "<table",
+        "<del",
+        "<hr",
+        "<b>",
+        "<script",
+    ):
+        assert tag not in rendered, (tag, rendered)
