@@ -196,7 +196,7 @@ class ApiClients:
             t = time.perf_counter()
             response = self._local.client.post(self.url, json={"question": question, "history": turns})
             if response.status_code == 429:
-                raise Refused(response.json()["error"])
+                raise Refused(response.json()["error"]["message"])
             response.raise_for_status()
             timed(1000 * (time.perf_counter() - t))
             answer = response.json()

@@ -76,19 +76,39 @@ def test_a_refusal_carries_the_closest_sentences_apart_from_citations(client):
     assert answered["closest"] == []
 
 
+def _error(response) -> dict:
+    """The error object of a response, checked to have OpenAI's shape."""
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["message"]
+    return error
+
+
 def test_errors_are_json_with_one_message(client):
     http, _ = client
     empty = http.post("/v1/answers", json={"question": ""})
-    assert empty.status_code == 422 and "question" in empty.json()["error"]
+    assert empty.status_code == 400 and "question" in _error(empty)["message"]
+    assert _error(empty) | {"message": ""} == {
+        "message": "",
+        "type": "invalid_request_error",
+        "param": "question",
+        "code": None,
+    }
     long = http.post("/v1/answers", json={"question": "问" * 2001})
-    assert long.status_code == 422 and "2000" in long.json()["error"]
+    assert long.status_code == 400 and "2000" in _error(long)["message"]
     unknown = http.post("/v1/answers", json={"question": "q", "interviewees": ["nobody"]})
-    assert unknown.status_code == 400 and "nobody" in unknown.json()["error"]
+    assert unknown.status_code == 400 and "nobody" in _error(unknown)["message"]
     extra = http.post("/v1/answers", json={"question": "q", "bogus": 1})
-    assert extra.status_code == 422 and "bogus" in extra.json()["error"]
+    assert extra.status_code == 400 and "bogus" in _error(extra)["message"]
     huge = http.post("/v1/answers", content=b"{" + b" " * 300_000 + b"}", headers={"Content-Type": "application/json"})
-    assert huge.status_code == 413 and "error" in huge.json()
-    assert http.post("/v1/chat/completions", json={"messages": [{"role": "system", "content": "x"}]}).status_code == 400
+    assert huge.status_code == 413 and _error(huge)["type"] == "invalid_request_error"
+    no_user = http.post("/v1/chat/completions", json={"messages": [{"role": "system", "content": "x"}]})
+    assert no_user.status_code == 400 and _error(no_user)["param"] == "messages"
+    model = http.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": [{"role": "user", "content": "q"}]})
+    assert (
+        model.status_code == 404 and _error(model)["code"] == "model_not_found" and "gpt-4o" in _error(model)["message"]
+    )
+    missing = http.get("/v1/documents/nope")
+    assert missing.status_code in (404, 405) and _error(missing)
     assert "Traceback" not in empty.text + unknown.text + huge.text
 
 
@@ -98,7 +118,8 @@ def test_keys_beyond_loopback(tmp_path):
     assert keyless.post("/v1/answers", json={"question": "q"}).status_code == 403
     keyed = TestClient(create_api(assistant, FakeCollection(), loopback=False, keys=("k-12345678",)))
     refused = keyed.post("/v1/answers", json={"question": "q"})
-    assert refused.status_code == 401 and "RAG_API_KEYS" in refused.json()["error"]
+    assert refused.status_code == 401 and "RAG_API_KEYS" in _error(refused)["message"]
+    assert _error(refused)["type"] == "authentication_error"
     wrong = {"Authorization": "Bearer nope-nope"}
     assert keyed.post("/v1/answers", json={"question": "q"}, headers=wrong).status_code == 401
     right = {"Authorization": "Bearer k-12345678"}
@@ -131,7 +152,7 @@ def test_a_full_queue_is_429(tmp_path):
         r = httpx.post(f"http://127.0.0.1:{port}/v1/answers", json={"question": "q"}, timeout=30)
         codes.append(r.status_code)
         if r.status_code == 429:
-            errors.append(r.json()["error"])
+            errors.append((r.json()["error"]["message"], r.json()["error"]["type"], r.headers.get("retry-after")))
 
     threads = [threading.Thread(target=ask) for _ in range(8)]
     for t in threads:
@@ -140,7 +161,7 @@ def test_a_full_queue_is_429(tmp_path):
         t.join()
     server.should_exit = True
     assert codes.count(200) >= 2 and codes.count(429) >= 1 and set(codes) <= {200, 429}, codes
-    assert errors[0].startswith("busy")
+    assert errors[0][0].startswith("busy") and errors[0][1:] == ("rate_limit_error", "2")
 
 
 def test_chat_completions_shapes(client):
@@ -151,10 +172,15 @@ def test_chat_completions_shapes(client):
         {"role": "assistant", "content": with_references(_answer("纸质材料？"), markdown=True)},
         {"role": "user", "content": [{"type": "text", "text": "还有呢？"}]},
     ]
-    data = http.post("/v1/chat/completions", json={"model": "x", "messages": messages, "temperature": 0}).json()
+    data = http.post(
+        "/v1/chat/completions", json={"model": "interview-rag", "messages": messages, "temperature": 0}
+    ).json()
     message = data["choices"][0]["message"]
     assert message["role"] == "assistant" and REFERENCES_HEADING in message["content"]
-    assert message["citations"][0]["quote"] == QUOTE
+    assert data["citations"][0]["quote"] == QUOTE and data["closest"] == []  # at the reply's top level
+    usage = data["usage"]
+    assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     assert assistant.asked[-1][:2] == ("还有呢？", [("纸质材料？", f"{QUOTE}[1]")])  # references cut, escapes undone
 
     with http.stream("POST", "/v1/chat/completions", json={"messages": messages[:2], "stream": True}) as r:
@@ -162,7 +188,10 @@ def test_chat_completions_shapes(client):
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == message["content"]
-    assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and chunks[-1]["citations"] == message["citations"]
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and chunks[-1]["citations"] == data["citations"]
+    assert chunks[-1]["closest"] == [] and chunks[-1]["usage"]["completion_tokens"] > 0
+    refused = http.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "没有的事？"}]}).json()
+    assert refused["citations"] == [] and refused["closest"][0]["quote"] == QUOTE
 
 
 def test_conversation_reads_the_last_user_message_and_pairs_before_it():
@@ -171,3 +200,38 @@ def test_conversation_reads_the_last_user_message_and_pairs_before_it():
     msgs = [ChatMessage(role=r, content=c) for r, c in [("user", "a"), ("assistant", "A"), ("user", "b")]]
     assert conversation(msgs) == ("b", [("a", "A")])
     assert without_references("x\\+y[1]\n\n参考文献 References:\n[1] …") == "x+y[1]"
+
+
+def test_the_openai_sdk_raises_its_matching_errors(tmp_path):
+    """The SDK's own exception classes, with the server's messages (through its httpx client)."""
+    import openai
+
+    assistant = FakeAssistant(Settings(home=tmp_path))
+    app = create_api(assistant, FakeCollection(), loopback=False, keys=("k-12345678",))
+
+    def sdk(key: str) -> openai.OpenAI:
+        return openai.OpenAI(base_url="http://testserver/v1", api_key=key, http_client=TestClient(app), max_retries=0)
+
+    with pytest.raises(openai.AuthenticationError, match="RAG_API_KEYS"):
+        sdk("wrong-key").models.list()
+    client = sdk("k-12345678")
+    assert [m.id for m in client.models.list()] == ["interview-rag"]
+    with pytest.raises(openai.NotFoundError, match="does not exist") as e:
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "q"}])
+    assert e.value.code == "model_not_found"
+    with pytest.raises(openai.BadRequestError, match="user message"):
+        client.chat.completions.create(model="interview-rag", messages=[{"role": "system", "content": "x"}])
+    with pytest.raises(openai.BadRequestError, match="nobody"):
+        client.chat.completions.create(
+            model="interview-rag", messages=[{"role": "user", "content": "q"}], extra_body={"interviewees": ["nobody"]}
+        )
+    reply = client.chat.completions.create(model="interview-rag", messages=[{"role": "user", "content": "纸质材料？"}])
+    assert reply.model_extra["citations"][0]["quote"] == QUOTE and reply.usage.total_tokens > 0
+    keyless = openai.OpenAI(
+        base_url="http://testserver/v1",
+        api_key="x",
+        http_client=TestClient(create_api(assistant, FakeCollection(), loopback=False)),
+        max_retries=0,
+    )
+    with pytest.raises(openai.PermissionDeniedError, match="RAG_API_KEYS"):
+        keyless.models.list()

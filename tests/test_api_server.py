@@ -72,7 +72,8 @@ def test_openai_sdk_non_stream_and_stream_with_a_follow_up(server, local):
     message = reply.choices[0].message
     expected = local.ask(question)
     assert message.content.split("\n\n参考文献")[0].replace("\\", "") == expected.text
-    assert _same(message.model_extra["citations"], expected)
+    assert _same(reply.model_extra["citations"], expected)
+    assert reply.usage.prompt_tokens > 0 and reply.usage.completion_tokens > 0
 
     follow = "这方面还建了什么？"
     history = [(question, expected.text)]
@@ -90,6 +91,25 @@ def test_openai_sdk_non_stream_and_stream_with_a_follow_up(server, local):
     streamed = "".join(pieces)
     assert streamed.split("\n\n参考文献")[0].count("[") == expected.text.count("[")
     assert _same(last.model_extra["citations"], expected)
+
+
+def test_openai_sdk_raises_its_own_errors_with_our_messages(server):
+    import openai
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"{server}/v1", api_key="unused-on-loopback", max_retries=0)
+    with pytest.raises(openai.NotFoundError, match="model_not_found|does not exist") as e:
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "q"}])
+    assert e.value.code == "model_not_found" and "gpt-4o" in e.value.message
+    with pytest.raises(openai.BadRequestError, match="user message") as e:
+        client.chat.completions.create(model="interview-rag", messages=[{"role": "system", "content": "x"}])
+    assert e.value.param == "messages"
+    with pytest.raises(openai.BadRequestError, match="2000"):
+        client.chat.completions.create(model="interview-rag", messages=[{"role": "user", "content": "问" * 2001}])
+    with pytest.raises(openai.BadRequestError, match="某某某"):
+        client.chat.completions.create(
+            model="interview-rag", messages=[{"role": "user", "content": "q"}], extra_body={"interviewees": ["某某某"]}
+        )
 
 
 def test_langchain_chat_openai_invoke_and_stream(server, local):
@@ -116,7 +136,7 @@ def test_answers_and_retrieve_with_httpx(server, local):
     ).json()
     assert all(c["interviewee"].endswith("于晓峰") for c in filtered["citations"])
     unknown = httpx.post(f"{server}/v1/answers", json={"question": question, "interviewees": ["某某某"]}, timeout=60)
-    assert unknown.status_code == 400 and "某某某" in unknown.json()["error"]
+    assert unknown.status_code == 400 and "某某某" in unknown.json()["error"]["message"]
 
 
 def test_upload_list_and_delete_change_the_answers(server, tmp_path):

@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException
 from rag import __version__
 from rag.errors import IndexBusyError, IndexMissingError, RagError, StorageFullError, UnknownFilterError
 from rag.references import with_references, without_references
+from rag.text import count_tokens
 from rag.types import Answer
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,31 @@ MODEL_ID = "interview-rag"
 MAX_QUESTION_CHARS = 2000
 MAX_JSON_BYTES = 256 * 1024
 _STATUS = {UnknownFilterError: 400, IndexMissingError: 503, IndexBusyError: 409, StorageFullError: 507}
+# OpenAI's error types by status, so its clients raise the matching exception with our message.
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+RETRY_AFTER_SECONDS = 2
+
+
+def error_body(status: int, message: str, param: str | None = None, code: str | None = None) -> dict:
+    """An error as OpenAI sends it: ``{"error": {"message", "type", "param", "code"}}``."""
+    kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+class ApiError(HTTPException):
+    """An HTTP error with OpenAI's ``param`` and ``code`` (``model_not_found``...)."""
+
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(status, message)
+        self.param, self.code = param, code
 
 
 class Turn(BaseModel):
@@ -105,7 +131,7 @@ def conversation(messages: list[ChatMessage]) -> tuple[str, list[tuple[str, str]
     """The question (the last user message) and the history (user/assistant pairs before it)."""
     turns = [(m.role, _text(m.content)) for m in messages if m.role in ("user", "assistant")]
     if not turns or turns[-1][0] != "user" or not turns[-1][1].strip():
-        raise HTTPException(400, "the last message must be a user message with a question")
+        raise ApiError(400, "the last message must be a user message with a question", "messages")
     history, asked = [], None
     for role, text in turns[:-1]:
         if role == "user":
@@ -114,7 +140,7 @@ def conversation(messages: list[ChatMessage]) -> tuple[str, list[tuple[str, str]
             history.append((asked, without_references(text)))
             asked = None
     if len(turns[-1][1]) > MAX_QUESTION_CHARS:
-        raise HTTPException(422, f"the question is longer than {MAX_QUESTION_CHARS} characters")
+        raise ApiError(400, f"the question is longer than {MAX_QUESTION_CHARS} characters", "messages")
     return turns[-1][1], history
 
 
@@ -292,25 +318,49 @@ def _chat_routes(app: FastAPI, assistant, gate: Gate, answer_json, v1: dict) -> 
 
     @app.post("/v1/chat/completions", **v1)
     async def chat(body: ChatRequest):
-        """OpenAI's chat format: the content is the answer with a references block; citations ride along."""
+        """OpenAI's chat format: the content is the answer with a references block; ``citations``
+        and ``closest`` (on a refusal: the nearest sentences, not an answer) stand at the top level
+        of the reply, and of the last chunk when streamed."""
+        if body.model not in (None, "", MODEL_ID):
+            raise ApiError(
+                404,
+                f"the model {body.model!r} does not exist; this server answers as {MODEL_ID!r}",
+                "model",
+                "model_not_found",
+            )
         question, history = conversation(body.messages)
         answer = await gate.run(lambda: assistant.ask(question, history, None, body.sources, body.interviewees))
         content = with_references(answer, markdown=True) if answer.found else answer.text
-        citations = answer_json(answer)["citations"]
-        head = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": body.model or MODEL_ID}
+        data = answer_json(answer)
+        sources = {"citations": data["citations"], "closest": data["closest"]}
+        head = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": MODEL_ID}
+        usage = _usage([_text(m.content) for m in body.messages], content)
         if not body.stream:
-            message = {"role": "assistant", "content": content, "citations": citations}
+            message = {"role": "assistant", "content": content}
             return {
                 **head,
                 "object": "chat.completion",
                 "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                "usage": usage,
+                **sources,
             }
-        return StreamingResponse(_chunks(head, content, citations), media_type="text/event-stream")
+        return StreamingResponse(_chunks(head, content, {**sources, "usage": usage}), media_type="text/event-stream")
 
 
-def _chunks(head: dict, content: str, citations: list[dict]):
-    """Server-sent events of a checked answer: the role, the content line by line, then the citations."""
+def _usage(prompt: list[str], completion: str) -> dict:
+    """Tokens counted as jieba's words and punctuation marks (rag.text.count_tokens): no model here
+    has OpenAI's tokenizer, and an extractive answer spends none; a client's budget still sees the size."""
+    prompt_tokens, completion_tokens = sum(count_tokens(t) for t in prompt), count_tokens(completion)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def _chunks(head: dict, content: str, last: dict):
+    """Server-sent events of a checked answer: the role, the content line by line, then the
+    citations, closest sentences and usage on the last chunk."""
 
     def event(delta: dict, finish: str | None = None, **extra) -> str:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
@@ -320,7 +370,7 @@ def _chunks(head: dict, content: str, citations: list[dict]):
     yield event({"role": "assistant", "content": ""})
     for line in content.splitlines(keepends=True):
         yield event({"content": line})
-    yield event({}, "stop", citations=citations)
+    yield event({}, "stop", **last)
     yield "data: [DONE]\n\n"
 
 
@@ -330,22 +380,26 @@ def _errors_as_json(app: FastAPI, settings) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, e: HTTPException):
-        return JSONResponse({"error": public(str(e.detail))}, status_code=e.status_code)
+        body = error_body(e.status_code, public(str(e.detail)), getattr(e, "param", None), getattr(e, "code", None))
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if e.status_code == 429 else None
+        return JSONResponse(body, status_code=e.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, e: RequestValidationError):
         first = e.errors()[0] if e.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid request')}"}, status_code=422)
+        return JSONResponse(error_body(400, f"{where}: {first.get('msg', 'invalid request')}", where or None), 400)
 
     @app.exception_handler(RagError)
     async def rag_error(request: Request, e: RagError):
-        return JSONResponse({"error": public(str(e))}, status_code=_STATUS.get(type(e), 400))
+        status = _STATUS.get(type(e), 400)
+        param = "interviewees" if isinstance(e, UnknownFilterError) else None
+        return JSONResponse(error_body(status, public(str(e)), param), status_code=status)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, e: Exception):
         log.exception("the API failed on %s", request.url.path)
-        return JSONResponse({"error": f"internal error ({e.__class__.__name__}); see RAG_HOME/rag.log"}, 500)
+        return JSONResponse(error_body(500, f"internal error ({e.__class__.__name__}); see RAG_HOME/rag.log"), 500)
 
 
 def _limit_request_size(app: FastAPI, settings) -> None:
@@ -357,5 +411,5 @@ def _limit_request_size(app: FastAPI, settings) -> None:
             size = int(request.headers.get("content-length") or 0)
             cap = uploads if request.url.path == "/v1/documents" else MAX_JSON_BYTES
             if size > cap:
-                return JSONResponse({"error": f"the request is {size} bytes, over the {cap} allowed"}, 413)
+                return JSONResponse(error_body(413, f"the request is {size} bytes, over the {cap} allowed"), 413)
         return await call_next(request)
