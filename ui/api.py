@@ -3,7 +3,7 @@
 ``rag serve`` serves it alone; ``rag ui`` mounts the chat page beside it (one process, one
 model).  Off loopback every /v1 route needs a key from ``RAG_API_KEYS`` (a bearer token).
 Answering shares the page's limits: ``RAG_UI_CONCURRENCY`` answers at once, ``RAG_UI_QUEUE_SIZE``
-more waiting, beyond that HTTP 429.  Every error is JSON with one message, never a traceback.
+more waiting, beyond that HTTP 429.  Every error is OpenAI's error object (``ui.http_errors``), never a traceback.
 Only verified text is ever sent: a streamed chat completion is streamed once the answer is
 checked (with an LLM, its unchecked reply never leaves the server).
 """
@@ -21,49 +21,22 @@ from pathlib import Path
 from typing import Literal
 
 from fastapi import Depends, FastAPI, File, Request, UploadFile
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from rag import __version__
-from rag.errors import IndexBusyError, IndexMissingError, RagError, StorageFullError, UnknownFilterError
 from rag.references import with_references, without_references
 from rag.text import count_tokens
 from rag.types import Answer
+from ui.http_errors import ApiError, error_body, errors_as_json
 
 log = logging.getLogger(__name__)
 
 MODEL_ID = "interview-rag"
 MAX_QUESTION_CHARS = 2000
 MAX_JSON_BYTES = 256 * 1024
-_STATUS = {UnknownFilterError: 400, IndexMissingError: 503, IndexBusyError: 409, StorageFullError: 507}
-# OpenAI's error types by status, so its clients raise the matching exception with our message.
-_ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    409: "conflict_error",
-    413: "invalid_request_error",
-    429: "rate_limit_error",
-}
-RETRY_AFTER_SECONDS = 2
-
-
-def error_body(status: int, message: str, param: str | None = None, code: str | None = None) -> dict:
-    """An error as OpenAI sends it: ``{"error": {"message", "type", "param", "code"}}``."""
-    kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
-
-
-class ApiError(HTTPException):
-    """An HTTP error with OpenAI's ``param`` and ``code`` (``model_not_found``...)."""
-
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None) -> None:
-        super().__init__(status, message)
-        self.param, self.code = param, code
 
 
 class Turn(BaseModel):
@@ -150,7 +123,7 @@ def create_api(assistant, collection, *, loopback: bool, keys: tuple[str, ...] =
     settings = assistant.settings
     gate = Gate(settings.ui_concurrency, settings.ui_queue_size)
     writing = asyncio.Lock()
-    _errors_as_json(app, settings)
+    errors_as_json(app, settings)
     _limit_request_size(app, settings)
 
     shown = _Shown(assistant)
@@ -372,34 +345,6 @@ def _chunks(head: dict, content: str, last: dict):
         yield event({"content": line})
     yield event({}, "stop", **last)
     yield "data: [DONE]\n\n"
-
-
-def _errors_as_json(app: FastAPI, settings) -> None:
-    def public(message: str) -> str:
-        return message.replace(str(settings.home), "RAG_HOME")
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, e: HTTPException):
-        body = error_body(e.status_code, public(str(e.detail)), getattr(e, "param", None), getattr(e, "code", None))
-        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if e.status_code == 429 else None
-        return JSONResponse(body, status_code=e.status_code, headers=headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, e: RequestValidationError):
-        first = e.errors()[0] if e.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return JSONResponse(error_body(400, f"{where}: {first.get('msg', 'invalid request')}", where or None), 400)
-
-    @app.exception_handler(RagError)
-    async def rag_error(request: Request, e: RagError):
-        status = _STATUS.get(type(e), 400)
-        param = "interviewees" if isinstance(e, UnknownFilterError) else None
-        return JSONResponse(error_body(status, public(str(e)), param), status_code=status)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, e: Exception):
-        log.exception("the API failed on %s", request.url.path)
-        return JSONResponse(error_body(500, f"internal error ({e.__class__.__name__}); see RAG_HOME/rag.log"), 500)
 
 
 def _limit_request_size(app: FastAPI, settings) -> None:
