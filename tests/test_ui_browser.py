@@ -256,3 +256,29 @@ def test_streamed_and_quoted_markup_stays_text(tmp_path, browser, model_cache, e
         llm.server.shutdown()
     assert llm.fetched == [], f"the page fetched {llm.fetched}"
     assert not [r for r in requests if r.startswith(llm.url)], requests
+
+
+def test_api_docs_render_offline(server, browser):
+    """/docs is Swagger UI from files the install brings: it renders with every request outside
+    the server refused, and lists the routes."""
+    from urllib.parse import urlparse
+
+    host = urlparse(server).netloc
+    page = browser.new_page()
+    outside = []
+
+    def only_the_server(route):
+        if urlparse(route.request.url).netloc == host:
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_the_server)
+    page.goto(server + "docs")
+    page.wait_for_selector(".swagger-ui .opblock-summary-path", timeout=30000)
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert "/v1/answers" in " ".join(paths) and "/v1/chat/completions" in " ".join(paths)
+    page.screenshot(path=str(ARTIFACTS / "api-docs.png"), full_page=False)
+    assert outside == []
+    page.close()

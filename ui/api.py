@@ -119,7 +119,10 @@ def conversation(messages: list[ChatMessage]) -> tuple[str, list[tuple[str, str]
 
 def create_api(assistant, collection, *, loopback: bool, keys: tuple[str, ...] = ()) -> FastAPI:
     """The API over ``assistant`` (answers) and ``collection`` (ui.app.Collection: documents)."""
-    app = FastAPI(title="访谈问答 API · Interview Q&A", version=__version__)
+    from fastapi_offline import FastAPIOffline
+
+    # /docs and /redoc from files the install brings (fastapi-offline), not from a CDN: they work offline.
+    app = FastAPIOffline(title="访谈问答 API · Interview Q&A", version=__version__)
     settings = assistant.settings
     gate = Gate(settings.ui_concurrency, settings.ui_queue_size)
     writing = asyncio.Lock()
