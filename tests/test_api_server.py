@@ -112,6 +112,19 @@ def test_openai_sdk_raises_its_own_errors_with_our_messages(server):
         )
 
 
+async def test_mcp_over_streamable_http_of_rag_serve(server, local):
+    from mcp import Client
+
+    question = "市住建局取消了哪些纸质申报材料？"
+    async with Client(f"{server}/mcp") as client:
+        assert {t.name for t in (await client.list_tools()).tools} == {"ask", "retrieve", "documents"}
+        answer = (await client.call_tool("ask", {"question": question})).structured_content
+        listed = (await client.call_tool("documents", {})).structured_content["documents"]
+    expected = local.ask(question)
+    assert answer["text"] == expected.text and _same(answer["citations"], expected)
+    assert listed[0]["file"] == "leader_interviews.txt" and len(listed[0]["articles"]) == 5
+
+
 def test_langchain_chat_openai_invoke_and_stream(server, local):
     from langchain_openai import ChatOpenAI
 
@@ -211,6 +224,10 @@ def test_the_readme_examples_work_as_printed_against_rag_ui(home, model_cache):
         assert "参考文献 References" in out.stdout and "就优就好" in out.stdout
         page = httpx.get(f"http://127.0.0.1:{port}/", timeout=30)
         assert page.status_code == 200 and "gradio" in page.text.lower()  # the page itself, same process
+        mcp = _readme_block("bash", "tools/list").replace("7860", str(port))  # MCP at /mcp of rag ui too
+        out = subprocess.run(["bash", "-c", mcp], capture_output=True, text=True, timeout=60)
+        tools = {t["name"] for t in json.loads(out.stdout)["result"]["tools"]}
+        assert tools == {"ask", "retrieve", "documents"}, out.stdout + out.stderr
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -121,8 +121,12 @@ def create_api(assistant, collection, *, loopback: bool, keys: tuple[str, ...] =
     """The API over ``assistant`` (answers) and ``collection`` (ui.app.Collection: documents)."""
     from fastapi_offline import FastAPIOffline
 
+    from ui.mcp_server import mount_mcp
+
+    mcp = mount_mcp(assistant, collection, _authorizer(keys, loopback), loopback)
     # /docs and /redoc from files the install brings (fastapi-offline), not from a CDN: they work offline.
-    app = FastAPIOffline(title="访谈问答 API · Interview Q&A", version=__version__)
+    app = FastAPIOffline(title="访谈问答 API · Interview Q&A", version=__version__, lifespan=mcp.lifespan)
+    mcp.attach(app)
     settings = assistant.settings
     gate = Gate(settings.ui_concurrency, settings.ui_queue_size)
     writing = asyncio.Lock()

@@ -269,12 +269,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_filters(p)
     p.set_defaults(func=cmd_chat)
 
+    p = sub.add_parser("mcp", help="serve the MCP tools (ask, retrieve, documents) over stdio")
+    p.set_defaults(func=cmd_mcp)
+
     _add_eval(sub)
 
     # "rag ui ..." and "rag serve ..." are handed to ui.launch.main whole (see main); listed here for --help.
     sub.add_parser("ui", help="start the chat page and the API under /v1 (ingests the bundled collection if needed)")
     sub.add_parser("serve", help="start the HTTP API alone: /v1/answers, /v1/chat/completions, ... (docs at /docs)")
     return parser
+
+
+def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
+    """The MCP server over stdio: a desktop client (Claude Desktop, an IDE) starts it and talks to it."""
+    from rag.assistant import Assistant
+    from ui.app import Collection
+    from ui.mcp_server import build_server
+
+    assistant = Assistant(settings)
+    assistant.warm_up()  # the model loads before the client's first call, not during it
+    build_server(assistant, Collection(settings, assistant.embedder)).run("stdio")
+    return 0
 
 
 def _add_filters(p: argparse.ArgumentParser) -> None:
