@@ -27,7 +27,7 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field
 
-from rag.references import without_references
+from rag.references import history_of
 from rag.text import count_tokens
 from rag.types import Answer
 
@@ -104,14 +104,7 @@ def conversation(messages: list[BaseMessage]) -> tuple[str, list[tuple[str, str]
     turns = [(m.type, m.text if hasattr(m, "text") else str(m.content)) for m in messages if m.type in ("human", "ai")]
     if not turns or turns[-1][0] != "human":
         raise ValueError("the last message must be a human message with a question")
-    history, asked = [], None
-    for kind, text in turns[:-1]:
-        if kind == "human":
-            asked = text
-        elif asked is not None:
-            history.append((asked, without_references(text)))
-            asked = None
-    return turns[-1][1], history
+    return history_of([(kind == "human", text) for kind, text in turns])
 
 
 def usage(messages: list[BaseMessage], reply: str) -> UsageMetadata:

@@ -82,6 +82,19 @@ def with_references(answer: Answer, markdown: bool = False) -> str:
     return f"{body}\n\n{REFERENCES_HEADING}:\n" + separator.join(refs)
 
 
+def history_of(turns: list[tuple[bool, str]]) -> tuple[str, list[tuple[str, str]]]:
+    """A chat client's messages, (asked by the person?, text), as the question (the last message)
+    and the history: each question paired with the answer that followed it, references cut off."""
+    history, asked = [], None
+    for by_person, text in turns[:-1]:
+        if by_person:
+            asked = text
+        elif asked is not None:
+            history.append((asked, without_references(text)))
+            asked = None
+    return turns[-1][1], history
+
+
 def without_references(text: str) -> str:
     """An answer as a chat client sends it back in the history, made plain: references cut off, escapes undone."""
     return _ESCAPED.sub(r"\1", text.split(f"\n\n{REFERENCES_HEADING}:", 1)[0])

@@ -64,14 +64,12 @@ def test_the_messages_before_are_the_history():
         InterviewChat(assistant=assistant).invoke([SystemMessage("only a system message")])
 
 
-class TestInterviewChatUnit(ChatModelUnitTests):
+class _Extractive:
+    """What the model is: no tools, no structured output, no JSON mode (it quotes the collection)."""
+
     @property
     def chat_model_class(self):
         return InterviewChat
-
-    @property
-    def chat_model_params(self) -> dict:
-        return {"assistant": FakeAssistant()}
 
     @property
     def has_tool_calling(self) -> bool:
@@ -80,6 +78,16 @@ class TestInterviewChatUnit(ChatModelUnitTests):
     @property
     def has_structured_output(self) -> bool:
         return False
+
+    @property
+    def supports_json_mode(self) -> bool:
+        return False
+
+
+class TestInterviewChatUnit(_Extractive, ChatModelUnitTests):
+    @property
+    def chat_model_params(self) -> dict:
+        return {"assistant": FakeAssistant()}
 
 
 _REAL: dict = {}
@@ -116,26 +124,10 @@ def test_the_real_answer_and_its_citations_streamed_and_not(real_assistant):
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("real_assistant")
-class TestInterviewChatIntegration(ChatModelIntegrationTests):
-    @property
-    def chat_model_class(self):
-        return InterviewChat
-
+class TestInterviewChatIntegration(_Extractive, ChatModelIntegrationTests):
     @property
     def chat_model_params(self) -> dict:
         return {"assistant": _REAL["assistant"]}
-
-    @property
-    def has_tool_calling(self) -> bool:
-        return False
-
-    @property
-    def has_structured_output(self) -> bool:
-        return False
-
-    @property
-    def supports_json_mode(self) -> bool:
-        return False
 
 
 @pytest.mark.slow

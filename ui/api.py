@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from rag import __version__
-from rag.references import with_references, without_references
+from rag.references import history_of, with_references
 from rag.text import count_tokens
 from rag.types import Answer
 from ui.http_errors import ApiError, error_body, errors_as_json
@@ -105,16 +105,9 @@ def conversation(messages: list[ChatMessage]) -> tuple[str, list[tuple[str, str]
     turns = [(m.role, _text(m.content)) for m in messages if m.role in ("user", "assistant")]
     if not turns or turns[-1][0] != "user" or not turns[-1][1].strip():
         raise ApiError(400, "the last message must be a user message with a question", "messages")
-    history, asked = [], None
-    for role, text in turns[:-1]:
-        if role == "user":
-            asked = text
-        elif asked is not None:
-            history.append((asked, without_references(text)))
-            asked = None
     if len(turns[-1][1]) > MAX_QUESTION_CHARS:
         raise ApiError(400, f"the question is longer than {MAX_QUESTION_CHARS} characters", "messages")
-    return turns[-1][1], history
+    return history_of([(role == "user", text) for role, text in turns])
 
 
 def create_api(assistant, collection, *, loopback: bool, keys: tuple[str, ...] = ()) -> FastAPI:
