@@ -112,6 +112,22 @@ def test_openai_sdk_raises_its_own_errors_with_our_messages(server):
         )
 
 
+def test_rag_ask_answers_through_the_running_server_of_its_home(server, home, model_cache, local):
+    env = {**os.environ, "RAG_HOME": str(home), "RAG_MODEL_CACHE": str(model_cache), "HF_HUB_OFFLINE": "1"}
+    question = "市住建局取消了哪些纸质申报材料？"
+    cli = [sys.executable, "-m", "ui.cli", "ask", question]
+    through = subprocess.run([*cli, "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert through.returncode == 0 and server in through.stderr, through.stderr
+    expected = local.ask(question)
+    assert json.loads(through.stdout)["text"] == expected.text
+    printed = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=120)
+    assert expected.citations[0].quote in printed.stdout and "[1] 《" in printed.stdout
+    unknown = subprocess.run([*cli, "--interviewee", "某某某"], env=env, capture_output=True, text=True, timeout=120)
+    assert unknown.returncode == 2 and "某某某" in unknown.stderr and "Traceback" not in unknown.stderr
+    alone = subprocess.run([*cli, "--json", "--local"], env=env, capture_output=True, text=True, timeout=300)
+    assert "answered by the server" not in alone.stderr and json.loads(alone.stdout)["text"] == expected.text
+
+
 async def test_mcp_over_streamable_http_of_rag_serve(server, local):
     from mcp import Client
 

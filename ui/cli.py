@@ -96,6 +96,8 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     import json
     from dataclasses import asdict
 
+    if not args.local and (code := _ask_through_server(args, settings)) is not None:
+        return code
     from rag.assistant import Assistant
 
     assistant = Assistant(settings)
@@ -106,6 +108,35 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(format_answer(answer))
     return 0 if answer.found else 3
+
+
+def _ask_through_server(args: argparse.Namespace, settings: Settings) -> int | None:
+    """``rag ask`` answered by the running server of this RAG_HOME (its model is loaded); None: none is."""
+    import json
+
+    from rag.types import Answer, Citation
+    from ui.running import Refused, ask_server, server_of
+
+    url = server_of(settings.home)
+    if url is None:
+        return None
+    payload = {"question": args.question, "top_k": args.top_k, "sources": args.source, "interviewees": args.interviewee}
+    try:
+        data = ask_server(url, payload, settings.api_keys[0] if settings.api_keys else None)
+    except Refused as e:
+        raise RagError(str(e)) from e
+    if data is None:
+        return None
+    print(f"(answered by the server at {url}; --local answers without it)", file=sys.stderr)
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        fields = {f for f in Citation.__dataclass_fields__}
+        cited = [Citation(**{k: v for k, v in c.items() if k in fields}) for c in data["citations"]]
+        closest = [Citation(**{k: v for k, v in c.items() if k in fields}) for c in data["closest"]]
+        answer = Answer(data["question"], data["text"], data["found"], cited, notice=data["notice"], closest=closest)
+        print(format_answer(answer))
+    return 0 if data["found"] else 3
 
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
@@ -261,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question")
     p.add_argument("--top-k", type=int, default=None, help="how many chunks to read (default RAG_TOP_K)")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    p.add_argument("--local", action="store_true", help="answer here even when a rag serve/ui of RAG_HOME is running")
     _add_filters(p)
     p.set_defaults(func=cmd_ask)
 

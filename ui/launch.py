@@ -131,9 +131,15 @@ def main(argv: list[str] | None = None, serve: bool = False) -> int:
     app = _server_app(assistant, settings, args.host, page=not serve)
     import uvicorn
 
+    from ui.running import announce, forget
+
     print(f"{name}: http://{args.host}:{args.port}/ (API documentation at /docs)", file=sys.stderr)
-    # Open event streams (a browser tab, a Gradio client) must not hold a stop for ever.
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=3)
+    record = announce(settings.home, args.host, args.port)  # rag ask of this RAG_HOME answers through it
+    try:
+        # Open event streams (a browser tab, a Gradio client) must not hold a stop for ever.
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=3)
+    finally:
+        forget(record)
     return 0
 
 
