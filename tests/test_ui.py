@@ -308,3 +308,18 @@ def test_markdown_escaping_leaves_no_live_markup(text):
         "<script",
     ):
         assert tag not in rendered, (tag, rendered)
+
+
+def test_the_running_server_record(tmp_path):
+    from ui.running import announce, ask_server, forget, server_of
+
+    assert server_of(tmp_path) is None
+    record = announce(tmp_path, "0.0.0.0", 9)
+    assert server_of(tmp_path) == "http://127.0.0.1:9"  # this process is alive
+    assert ask_server("http://127.0.0.1:9", {"question": "q"}, timeout=2) is None  # nobody listens: answer locally
+    (tmp_path / "server.json").write_text('{"url": "http://127.0.0.1:9", "pid": 999999999}')
+    assert server_of(tmp_path) is None  # its process is gone
+    forget(record)  # not ours any more: left alone
+    assert (tmp_path / "server.json").exists()
+    assert announce(tmp_path / "missing" / "home", "127.0.0.1", 9) is None  # an unwritable home still serves
+    forget(None)

@@ -18,18 +18,24 @@ from pathlib import Path
 RECORD = "server.json"
 
 
-def announce(home: Path, host: str, port: int) -> Path:
-    """Record this process as the server of ``home``; returns the record's path (for ``forget``)."""
+def announce(home: Path, host: str, port: int) -> Path | None:
+    """Record this process as the server of ``home``; the record's path (for ``forget``), or None
+    when ``home`` cannot be written (a read-only home serves all the same)."""
     near = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     path = home / RECORD
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"url": f"http://{near}:{port}", "pid": os.getpid()}), encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps({"url": f"http://{near}:{port}", "pid": os.getpid()}), encoding="utf-8")
+        tmp.replace(path)
+    except OSError:
+        return None
     return path
 
 
-def forget(path: Path) -> None:
+def forget(path: Path | None) -> None:
     """Remove the record if it is still this process's."""
+    if path is None:
+        return
     try:
         if json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
             path.unlink()
