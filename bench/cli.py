@@ -4,7 +4,8 @@
 
 Indexes the bundled collection into a temporary RAG_HOME, then times, in one run and in turns:
 ``python -c "import torch"`` (the floor of anything that loads the model), ``rag ask --local``
-(a process that loads the model and answers), and ``rag ask`` while a ``rag serve`` of the same
+(a process that loads the model and answers; with the default ONNX backend and with
+``RAG_EMBED_BACKEND=torch``), and ``rag ask`` while a ``rag serve`` of the same
 RAG_HOME runs (the question goes to it).  Prints the medians and their ratios to ``import torch``.
 """
 
@@ -51,12 +52,19 @@ def main(argv: list[str] | None = None) -> int:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        times: dict[str, list[float]] = {"import torch": [], "rag ask --local": [], "rag ask (server)": []}
+        with_torch = {**env, "RAG_EMBED_BACKEND": "torch"}
+        times: dict[str, list[float]] = {
+            "import torch": [],
+            "rag ask --local": [],
+            "  (torch backend)": [],
+            "rag ask (server)": [],
+        }
         try:
             _wait(port)
             for _ in range(args.runs):
                 times["import torch"].append(_timed(torch, env))
                 times["rag ask --local"].append(_timed([*ask, "--local"], env))
+                times["  (torch backend)"].append(_timed([*ask, "--local"], with_torch))
                 times["rag ask (server)"].append(_timed(ask, env))
         finally:
             server.terminate()

@@ -47,9 +47,7 @@ class Settings:
     llm_api_key: str | None = None
     embed_batch_size: int = 16
     device: str = "auto"  # where the embedding model runs: auto (a GPU when there is one), cpu, cuda, cuda:1, mps
-    embed_backend: str = (
-        "torch"  # what runs it: torch, onnx, or onnx-int8 (ONNX Runtime, faster; see rag/onnx_backend.py)
-    )
+    embed_backend: str = "onnx"  # what runs it: onnx (ONNX Runtime), torch, or onnx-int8; see rag/onnx_backend.py
     ui_concurrency: int = 4
     ui_queue_size: int = 64
     max_file_mb: int = 20
@@ -108,7 +106,7 @@ class Settings:
             llm_api_key=_env("LLM_API_KEY"),
             embed_batch_size=_env_int("EMBED_BATCH_SIZE", 16),
             device=_env("DEVICE", "auto"),
-            embed_backend=_env("EMBED_BACKEND", "torch"),
+            embed_backend=_env("EMBED_BACKEND", "onnx"),
             ui_concurrency=_env_int("UI_CONCURRENCY", 4),
             ui_queue_size=_env_int("UI_QUEUE_SIZE", 64),
             max_file_mb=_env_int("MAX_FILE_MB", 20),

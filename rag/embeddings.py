@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -37,53 +38,67 @@ class SentenceTransformerEmbedder(Embeddings):
         self.export_folder = export_folder  # where the ONNX backends keep the exported file
         self._onnx = None
         self._resolve = resolve
-        self._model = None
+        self._model = None  # the sentence-transformers model (torch backend)
+        self._prompts: dict[str, str] | None = None  # set once loaded, by either backend
         self._lock = threading.Lock()
         self._queries: dict[str, list[float]] = {}
 
     def warm_up(self) -> None:
         """Load the model now instead of on the first call."""
         with self._lock:
-            if self._model is not None:
+            if self._prompts is not None:
                 return
-            from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as hf_logging
+            if self.backend == "torch":
+                self._model = self._sentence_transformer()
+                self._prompts = dict(getattr(self._model, "prompts", {}) or {})
+                return
+            from rag.onnx_backend import OnnxEncoder
 
-            # The model has no pooler (mean pooling needs none): the load report and the
-            # weight-loading bar would only alarm a person reading the progress output.
-            hf_logging.set_verbosity_error()
-            hf_logging.disable_progress_bar()
+            folder = self.export_folder or Path(self.name) / "onnx"
+            self._onnx = OnnxEncoder.load(folder, self.backend == "onnx-int8", self._sentence_transformer)
+            self._prompts = self._onnx.prompts
 
-            target = self._resolve() if self._resolve else self.name
-            device = "cpu" if self.backend != "torch" else resolve_device(self.device)
-            try:
-                model = SentenceTransformer(str(target), device=device)
-            except Exception as e:  # the library raises OSError, ValueError, HF errors...
-                raise ModelError(
-                    f"cannot load embedding model {self.name!r} ({e.__class__.__name__}); "
-                    "set RAG_EMBED_MODEL to a local sentence-transformers folder"
-                ) from e
-            if self.backend != "torch":
-                from rag.onnx_backend import OnnxEncoder
+    def load_in_background(self) -> None:
+        """Start loading the model in a thread, while the caller imports and opens the rest.
 
-                folder = self.export_folder or Path(str(target)) / "onnx"
-                self._onnx = OnnxEncoder(model, folder, int8=self.backend == "onnx-int8")
-            self._model = model
+        A failure is not reported here: the first call that needs the model raises it again.
+        """
 
-    @property
-    def model(self):
-        self.warm_up()
-        return self._model
+        def load() -> None:
+            with contextlib.suppress(Exception):
+                self.warm_up()
+
+        threading.Thread(target=load, name="embedding-model", daemon=True).start()
+
+    def _sentence_transformer(self):
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        # The model has no pooler (mean pooling needs none): the load report and the
+        # weight-loading bar would only alarm a person reading the progress output.
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+
+        target = self._resolve() if self._resolve else self.name
+        device = "cpu" if self.backend != "torch" else resolve_device(self.device)
+        try:
+            return SentenceTransformer(str(target), device=device)
+        except Exception as e:  # the library raises OSError, ValueError, HF errors...
+            raise ModelError(
+                f"cannot load embedding model {self.name!r} ({e.__class__.__name__}); "
+                "set RAG_EMBED_MODEL to a local sentence-transformers folder"
+            ) from e
 
     def _encode(self, texts: list[str], prompt: str | None, batch_size: int) -> np.ndarray:
+        self.warm_up()
         if self._onnx is not None:
             return self._onnx.encode(texts, prompt, batch_size)
-        return self.model.encode(texts, prompt_name=prompt, normalize_embeddings=True, batch_size=batch_size)
+        return self._model.encode(texts, prompt_name=prompt, normalize_embeddings=True, batch_size=batch_size)
 
     def _prompt(self, kind: str) -> str | None:
-        prompts = getattr(self.model, "prompts", {}) or {}
+        self.warm_up()
         names = ("query",) if kind == "query" else ("document", "passage")
-        return next((n for n in names if n in prompts), None)
+        return next((n for n in names if n in self._prompts), None)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed passages in batches."""
@@ -110,12 +125,6 @@ class SentenceTransformerEmbedder(Embeddings):
                 while len(self._queries) > 512:
                     self._queries.pop(next(iter(self._queries)))
         return list(cached)
-
-    def count_tokens(self, text: str, kind: str = "document") -> int:
-        """Tokens the model sees for ``text``, prompt and special tokens included."""
-        prompt_name = self._prompt(kind)
-        prefix = self.model.prompts.get(prompt_name, "") if prompt_name else ""
-        return len(self.model.tokenizer(prefix + text)["input_ids"])
 
 
 class SentenceSimilarity:

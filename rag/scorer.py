@@ -11,6 +11,7 @@ and in docs/benchmarks.md.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -35,6 +36,24 @@ MAX_ARTICLES = 5
 CLOSEST = 2  # sentences shown with a refusal, marked as not an answer
 
 
+def _lightgbm():
+    """lightgbm, imported without its scikit-learn adapter when scikit-learn is not yet loaded.
+
+    Only the ``Booster`` is used here; the adapter would import scikit-learn and SciPy, two of
+    a cold ``rag ask``'s five seconds.  lightgbm takes an ImportError as "not installed".
+    """
+    if "sklearn" in sys.modules:
+        import lightgbm
+
+        return lightgbm
+    sys.modules["sklearn"] = None  # makes ``import sklearn`` raise ImportError, for this import only
+    try:
+        import lightgbm
+    finally:
+        del sys.modules["sklearn"]
+    return lightgbm
+
+
 @dataclass
 class Trees:
     """Gradient-boosted trees, the calibration of their scores, and the refusal threshold."""
@@ -51,9 +70,7 @@ class Trees:
             return np.zeros(0)
         with self._lock:
             if self._loaded is None:
-                import lightgbm
-
-                self._loaded = lightgbm.Booster(model_str=self.booster)
+                self._loaded = _lightgbm().Booster(model_str=self.booster)
         return self._loaded.predict(features, raw_score=True)
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:

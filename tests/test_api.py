@@ -13,7 +13,7 @@ from rag.config import Settings
 from rag.errors import UnknownFilterError
 from rag.references import REFERENCES_HEADING, with_references, without_references
 from rag.types import Answer, Citation
-from ui.api import conversation, create_api
+from ui.api import MODEL_ID, conversation, create_api
 
 QUOTE = "我们取消了纸质材料。"
 
@@ -128,8 +128,10 @@ def test_keys_beyond_loopback(tmp_path):
 
 
 def test_a_full_queue_is_429(tmp_path):
-    """One answer at a time and one waiting (a real uvicorn, one event loop); the rest are refused at once."""
+    """One answer at a time and one waiting (a real uvicorn, one event loop); the rest are refused at
+    once, and the openai SDK raises its RateLimitError with the server's message."""
     import httpx
+    import openai
     import uvicorn
 
     from bench.server import free_port
@@ -154,14 +156,30 @@ def test_a_full_queue_is_429(tmp_path):
         if r.status_code == 429:
             errors.append((r.json()["error"]["message"], r.json()["error"]["type"], r.headers.get("retry-after")))
 
-    threads = [threading.Thread(target=ask) for _ in range(8)]
+    sdk: list[object] = []
+
+    def ask_with_sdk():
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
+        try:
+            sdk.append(client.chat.completions.create(model=MODEL_ID, messages=[{"role": "user", "content": "q"}]))
+        except openai.RateLimitError as e:
+            sdk.append(e)
+
+    threads = [threading.Thread(target=ask) for _ in range(8)] + [
+        threading.Thread(target=ask_with_sdk) for _ in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     server.should_exit = True
-    assert codes.count(200) >= 2 and codes.count(429) >= 1 and set(codes) <= {200, 429}, codes
+    assert codes.count(429) >= 1 and set(codes) <= {200, 429}, codes
     assert errors[0][0].startswith("busy") and errors[0][1:] == ("rate_limit_error", "2")
+    refused = [e for e in sdk if isinstance(e, openai.RateLimitError)]
+    assert len(sdk) == 4 and len(refused) >= 2  # two places at most, twelve callers at once
+    assert refused[0].status_code == 429 and "busy: 2 questions" in refused[0].message
+    assert refused[0].body["type"] == "rate_limit_error"
+    assert refused[0].response.headers["retry-after"] == "2"
 
 
 def test_chat_completions_shapes(client):

@@ -72,8 +72,8 @@ def test_the_device_setting(monkeypatch):
 
 
 def test_the_onnx_backends_give_the_same_vectors_and_answers(tmp_path, monkeypatch, model_cache, e5):
-    """RAG_EMBED_BACKEND=onnx gives torch's vectors; onnx-int8 close ones, in a collection of its
-    own, and the bundled collection answers through it."""
+    """The default backend (onnx) gives torch's vectors; onnx-int8 close ones, in a collection of
+    its own, and the bundled collection answers through it."""
     import dataclasses
 
     import numpy as np
@@ -90,8 +90,10 @@ def test_the_onnx_backends_give_the_same_vectors_and_answers(tmp_path, monkeypat
     with pytest.raises(ConfigError, match="RAG_EMBED_BACKEND"):
         Settings(embed_backend="tensorrt")
     texts = [c.indexed_text for c in chunk_document(parse_file(BUNDLED_COLLECTION))]
-    reference = np.asarray(e5.embed_documents(texts))
     base = Settings(home=tmp_path / "home", model_cache=model_cache)
+    assert base.embed_backend == e5.backend == "onnx"
+    reference = np.asarray(load_embedder(dataclasses.replace(base, embed_backend="torch")).embed_documents(texts))
+    assert np.abs(np.asarray(e5.embed_documents(texts)) - reference).max() < 1e-5
     floors = {"onnx": 0.9999, "onnx-int8": 0.97}
     for backend, floor in floors.items():
         settings = dataclasses.replace(base, embed_backend=backend)
@@ -105,3 +107,34 @@ def test_the_onnx_backends_give_the_same_vectors_and_answers(tmp_path, monkeypat
     assert ingest(None, Settings.from_env()).added == 38
     answer = Assistant(Settings.from_env()).ask("乡村教育要实现怎样的转变？")
     assert answer.found and "就近就便" in answer.text
+
+
+def test_the_default_backend_loads_without_torch(e5, model_cache):
+    """Once exported, the model loads with ONNX Runtime and the tokenizers library alone, in a
+    fresh process (what a cold ``rag ask`` pays), and tokenises as sentence-transformers does."""
+    import json
+    import subprocess
+    import sys
+
+    from rag.config import Settings
+    from rag.embeddings import load_embedder
+
+    program = (
+        "import sys, json; from pathlib import Path; from rag.config import Settings; "
+        "from rag.embeddings import load_embedder; "
+        f"e = load_embedder(Settings(model_cache=Path({str(model_cache)!r}))); "
+        "v = e.embed_query('市住建局取消了哪些纸质申报材料？'); "
+        "print(json.dumps([sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules), v]))"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300, check=True)
+    loaded, vector = json.loads(done.stdout)
+    assert loaded == []
+    assert vector == e5.embed_query("市住建局取消了哪些纸质申报材料？")
+    torch_model = load_embedder(Settings(model_cache=model_cache, embed_backend="torch"))
+    torch_model.warm_up()
+    tokenizer = e5._onnx.tokenizer
+    for text in ("passage: 乡村教育要实现怎样的转变？", "query: " + "互联网+政务服务" * 200, "passage: "):
+        assert (
+            tokenizer.encode(text).ids
+            == torch_model._model.tokenizer(text, truncation=True, max_length=512)["input_ids"]
+        )

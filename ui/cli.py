@@ -98,9 +98,13 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
     if not args.local and (code := _ask_through_server(args, settings)) is not None:
         return code
+    from rag.embeddings import load_embedder
+
+    embedder = load_embedder(settings)
+    embedder.load_in_background()  # the model loads while the rest of the answering code is imported
     from rag.assistant import Assistant
 
-    assistant = Assistant(settings)
+    assistant = Assistant(settings, embedder)
     answer = assistant.ask(args.question, top_k=args.top_k, sources=args.source, interviewees=args.interviewee)
     if args.json:
         payload = {k: v for k, v in asdict(answer).items() if k != "hits"}
