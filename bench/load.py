@@ -167,7 +167,7 @@ class PageClients:
         for question in conversation:
             t = time.perf_counter()
             try:
-                chat, _sources, _box = client.predict(question, chat, api_name="/ask")
+                chat, *_ = client.predict(question, chat, api_name="/ask")
             except Exception as e:
                 if QUEUE_FULL in str(e).lower():
                     raise Refused(str(e)) from e

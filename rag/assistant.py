@@ -67,11 +67,12 @@ class Assistant:
 
     @property
     def mode(self) -> str:
-        return (
-            f"LLM ({self.settings.llm_model or 'default'} @ {self.settings.llm_base_url})"
-            if self.settings.llm_base_url
-            else "extractive"
-        )
+        """What answers, as the settings page states it."""
+        if self.settings.llm_base_url:
+            return f"大模型 LLM `{self.settings.llm_model or 'default'}` @ `{self.settings.llm_base_url}` (every quote checked against the source)"
+        if self.settings.answerer == "rules":
+            return "抽取式 extractive: word-overlap rules (`RAG_ANSWERER=rules`)"
+        return "抽取式 extractive: the learned sentence scorer (LightGBM, `RAG_ANSWERER=learned`)"
 
     def warm_up(self) -> None:
         """Load the model and build the BM25 side now rather than on the first question."""

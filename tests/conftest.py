@@ -134,3 +134,50 @@ def chroma_server(tmp_path):
     yield port
     proc.terminate()
     proc.wait(timeout=20)
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"  # screenshots of the browser tests
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, model_cache):
+    """``rag ui`` on the bundled collection, for the browser tests of every module."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run installs it")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    port = free_port()
+    home = tmp_path_factory.mktemp("ui-home")
+    env = {**os.environ, "RAG_HOME": str(home), "RAG_MODEL_CACHE": str(model_cache), "HF_HUB_OFFLINE": "1"}
+    log = open(home / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "ui", "--port", str(port)], env=env, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}/"
+    wait_for_server(proc, url=url, timeout=240, log=home / "server.log")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium, no network beyond the page's own server."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
+        yield b
+        b.close()

@@ -367,7 +367,7 @@ def test_hostile_uploads_through_the_page_are_refused_and_the_rest_indexed(tmp_p
             client.predict([handle_file(str(files / "tool.exe"))], api_name="/upload")
         with pytest.raises(Exception, match="(?i)size|large|limit"):
             client.predict([handle_file(str(files / "big.txt"))], api_name="/upload")
-        chat, _, _ = client.predict("明年将新建几所高中？", [], api_name="/ask")
+        chat, *_ = client.predict("明年将新建几所高中？", [], api_name="/ask")
         assert "三所高中" in str(chat[-1]["content"])
 
         kept = [p for p in (settings.home / "uploads").rglob("*") if p.is_file()]
@@ -378,10 +378,12 @@ def test_hostile_uploads_through_the_page_are_refused_and_the_rest_indexed(tmp_p
 
         shown = kept[0].relative_to(settings.home).as_posix()
         fresh = Client(url, verbose=False)  # a new session that never listed the documents
-        removed, *_ = fresh.predict([shown], api_name="/remove")
+        *_, asked = fresh.predict([shown], api_name="/remove")  # the page asks first: nothing goes yet
+        assert "good.txt" in asked and "个片段" in asked and kept[0].exists()
+        removed, *_ = fresh.predict([shown], api_name="/confirm_remove")
         assert removed.startswith("已删除 1 个文件")
         assert not [p for p in (settings.home / "uploads").rglob("*") if p.is_file()]
-        chat, _, _ = fresh.predict("明年将新建几所高中？", [], api_name="/ask")
+        chat, *_ = fresh.predict("明年将新建几所高中？", [], api_name="/ask")
         assert "三所高中" not in str(chat[-1]["content"])
 
         job = fresh.submit([handle_file(str(files / "slow.docx"))], api_name="/upload")

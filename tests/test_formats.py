@@ -173,13 +173,14 @@ def test_an_upload_shows_its_people_and_paper_in_the_table_the_filter_and_the_ap
 
     from tests.test_api import FakeAssistant
     from ui.api import create_api
-    from ui.app import ChatPage, Collection, _document_rows
+    from ui.app import ChatPage
+    from ui.collection import Collection, document_rows
 
     upload = settings.home.parent / "gradio-copy"
     shutil.copy(corpus / "09_two_char_name.txt", upload)
     collection = Collection(settings, fake_embedder)
     assert "已索引 1 个文件" in collection.add([(upload, "09_two_char_name.txt")])
-    rows, _ = _document_rows(collection)
+    rows, _ = document_rows(collection)
     assert rows[0][:3] == ["守好群众“钱袋子”", "青山市医疗保障局局长王芳", "青山晚报 2024年6月18日"]
     choices = ChatPage(SimpleNamespace(settings=settings), collection).scopes()["choices"]
     assert [person for _, person in choices] == ["青山市医疗保障局局长王芳"]

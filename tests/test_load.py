@@ -102,7 +102,7 @@ def test_answers_keep_coming_while_a_file_is_uploaded_and_indexed(indexed, tmp_p
         assert overlap > 1.0, "the questions did not run while the file was being indexed"
         assert (level.errors, level.refused, level.conversations) == (0, 0, 2 * len(work)), level
         assert result["message"].startswith("已索引 1 个文件"), result
-        chat, _, _ = Client(url, verbose=False).predict("市图书馆新馆藏书多少册？", [], api_name="/ask")
+        chat, *_ = Client(url, verbose=False).predict("市图书馆新馆藏书多少册？", [], api_name="/ask")
         assert "藏书两百万册" in str(chat[-1]["content"])
     finally:
         proc.terminate()

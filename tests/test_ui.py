@@ -101,22 +101,34 @@ def test_chat_streams_then_renders_and_keeps_history():
     respond = ChatPage(assistant, collection=object()).respond
     steps = list(respond("纸质材料？", [], []))
     assert len(steps) == 2  # a partial answer, then the final one
-    chat, turns, panel, box, copy = steps[-1]
+    chat, turns, panel, box, copy, said = steps[-1]
     assert 'href="#cite-1"' in chat[-1]["content"] and turns == [("纸质材料？", "我们取消了纸质材料。[1]")]
     assert "<mark>" in panel and box == ""
     assert copy == "我们取消了纸质材料。[1]\n\n参考文献 References:\n[1] 《访谈标题》，局长xxx，第2段。"
-    list(respond("那审批呢？", chat, turns, ["局长xxx"]))
+    assert said == [f"问 Q：纸质材料？\n答 A：{copy}"]
+    *_, said = list(respond("那审批呢？", chat, turns, ["局长xxx"], said))[-1]
     assert assistant.seen_history[-1] == [("纸质材料？", "我们取消了纸质材料。[1]")]
     assert assistant.seen_within == ["局长xxx"]
+    assert len(said) == 2 and said[1].startswith("问 Q：那审批呢？") and "<" not in "".join(said)
+
+
+def test_an_empty_question_adds_no_bubble():
+    assistant = FakeAssistant()
+    respond = ChatPage(assistant, collection=object()).respond
+    before = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    for empty in ("", "   ", None):
+        (chat, turns, _, box, _, said), *more = list(respond(empty, before, [("q", "a")]))
+        assert chat == before and turns == [("q", "a")] and box == "" and said == [] and not more
+    assert assistant.seen_history == []  # the assistant was never asked
 
 
 def test_errors_appear_in_the_page():
     assistant = FakeAssistant()
     assistant.queue += [RagError("the index is empty; run: rag ingest"), ConnectionError("LLM server down")]
     respond = ChatPage(assistant, collection=object()).respond
-    chat, _, panel, _, _ = list(respond("问题", [], []))[-1]
+    chat, _, panel, *_ = list(respond("问题", [], []))[-1]
     assert "rag ingest" in chat[-1]["content"] and "rag ingest" in panel
-    chat, _, panel, _, _ = list(respond("问题", [], []))[-1]
+    chat, *_ = list(respond("问题", [], []))[-1]
     assert "ConnectionError" in chat[-1]["content"]
 
 
@@ -323,3 +335,51 @@ def test_the_running_server_record(tmp_path):
     assert (tmp_path / "server.json").exists()
     assert announce(tmp_path / "missing" / "home", "127.0.0.1", 9) is None  # an unwritable home still serves
     forget(None)
+
+
+def test_settings_state_what_answers(tmp_path):
+    from dataclasses import replace
+
+    from rag.assistant import Assistant
+    from ui.app import _settings_text
+
+    settings = Settings(home=tmp_path)
+    assert "learned sentence scorer" in Assistant(settings).mode
+    assert "word-overlap rules" in Assistant(replace(settings, answerer="rules")).mode
+    llm = replace(settings, llm_base_url="http://127.0.0.1:9/v1", llm_model="qwen2.5")
+    assert "LLM `qwen2.5` @ `http://127.0.0.1:9/v1`" in Assistant(llm).mode
+    text = _settings_text(settings, Assistant(settings).mode)
+    assert f"`{settings.collection_name}`" in text and "`onnx`" in text and str(tmp_path) not in text
+
+
+def test_the_upload_report_and_the_removal_question_name_each_file(tmp_path):
+    from ingest.pipeline import BUNDLED_SOURCE, FileOutcome, IngestReport
+    from ui.collection import Collection
+
+    class Shelf(Collection):
+        def documents(self):
+            return [
+                {"source": BUNDLED_SOURCE, "path": BUNDLED_SOURCE, "title": "汇编", "chunks": 38},
+                {"source": "/h/uploads/x/a.txt", "path": "uploads/x/a.txt", "title": "甲", "chunks": 3},
+            ]
+
+        def add_files(self, uploads, on_progress=None):
+            files = [
+                FileOutcome("/h/uploads/x/a.txt", "indexed", added=3),
+                FileOutcome("/h/uploads/y/b.txt", "unchanged"),
+                FileOutcome("/h/uploads/z/c.docx", "failed", "c.docx: not a valid .docx file"),
+            ]
+            return IngestReport(files, seconds=1.0), ["d.exe: unsupported type", "c.docx: not a valid .docx file"]
+
+    shelf = Shelf(Settings(home=tmp_path))
+    report = shelf.add([]).splitlines()
+    assert report[0] == "已索引 2 个文件，新增 3 个片段（1.0 秒）。"
+    assert report[1:] == [
+        "- ✅ a.txt：新增 3 个片段",
+        "- ＝ b.txt：与已索引的版本相同，未变",
+        "- ⚠️ 未索引 not indexed — c.docx: not a valid .docx file",
+        "- ⚠️ d.exe: unsupported type",
+    ]
+    asked = shelf.removal_preview(["uploads/x/a.txt"])
+    assert "《甲》（uploads/x/a.txt，3 个片段）" in asked and "共 3 个片段" in asked and "内置" not in asked
+    assert "内置示例" in shelf.removal_preview([BUNDLED_SOURCE]) and shelf.removal_preview(["nope"]) == ""

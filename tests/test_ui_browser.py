@@ -3,60 +3,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, wait_for_server
+from tests.conftest import ARTIFACTS, free_port, wait_for_server
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, model_cache):
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed; .ci/run installs it")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    port = free_port()
-    home = tmp_path_factory.mktemp("ui-home")
-    env = {**os.environ, "RAG_HOME": str(home), "RAG_MODEL_CACHE": str(model_cache), "HF_HUB_OFFLINE": "1"}
-    log = open(home / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "ui", "--port", str(port)], env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}/"
-    wait_for_server(proc, url=url, timeout=240, log=home / "server.log")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ],
-        )
-        yield b
-        b.close()
 
 
 def _ask(page, question: str) -> None:
@@ -101,7 +55,7 @@ def test_a_question_limited_to_one_interview_and_the_api_beside_the_page(server)
 
     client = Client(server, verbose=False)
     person = "市教育局党组书记、局长于晓峰"
-    chat, sources, _ = client.predict("审批时效提升了多少？", [], [person], api_name="/ask")
+    chat, sources, *_ = client.predict("审批时效提升了多少？", [], [person], api_name="/ask")
     assert "改革创新出实招" not in sources  # the housing bureau's figure is outside the chosen interview
     assert "坚定改革信心" in sources or "没有找到" in str(chat[-1]["content"])
     data = httpx.post(f"{server}v1/answers", json={"question": "审批时效提升了多少？"}, timeout=60).json()

@@ -111,7 +111,7 @@ def conversation(messages: list[ChatMessage]) -> tuple[str, list[tuple[str, str]
 
 
 def create_api(assistant, collection, *, loopback: bool, keys: tuple[str, ...] = ()) -> FastAPI:
-    """The API over ``assistant`` (answers) and ``collection`` (ui.app.Collection: documents)."""
+    """The API over ``assistant`` (answers) and ``collection`` (ui.collection.Collection: documents)."""
     from fastapi_offline import FastAPIOffline
 
     from ui.mcp_server import mount_mcp

@@ -319,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
     """The MCP server over stdio: a desktop client (Claude Desktop, an IDE) starts it and talks to it."""
     from rag.assistant import Assistant
-    from ui.app import Collection
+    from ui.collection import Collection
     from ui.mcp_server import build_server
 
     assistant = Assistant(settings)

@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None, serve: bool = False) -> int:
 def _server_app(assistant, settings, host: str, page: bool):
     """The API over ``assistant``, with the chat page mounted at / when ``page``: one process, one model."""
     from ui.api import create_api
-    from ui.app import ChatPage
+    from ui.app import HEAD, ChatPage
 
     chat = ChatPage(assistant)
     app = create_api(assistant, chat.collection, loopback=is_loopback(host), keys=settings.api_keys)
@@ -160,6 +160,8 @@ def _server_app(assistant, settings, host: str, page: bool):
         path="/",
         auth=login_check(settings.ui_auth) if settings.ui_auth else None,
         css=CSS,
+        head=HEAD,
+        footer_links=["api"],  # the page's own Settings tab is the one place for settings
         max_file_size=f"{settings.max_file_mb}mb",
         show_error=False,
     )

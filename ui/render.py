@@ -28,6 +28,24 @@ CSS = """
 .src-none {color:#8a4b00; background:#fff8e6; border:1px solid #f0d59a; border-radius:8px; padding:10px 12px;}
 .src-near {opacity:.85}
 .cite {text-decoration:none; font-weight:600;}
+.ans-items {margin:2px 0 6px 0; padding-left:1.3em;}
+.ans-items li {margin:2px 0;}
+.ans-head {font-weight:600; margin-top:6px;}
+#chat-buttons {gap:8px; flex-wrap:nowrap;}
+#chat-buttons button {white-space:nowrap; min-width:0 !important; padding:6px 8px;}
+#upload .wrap {font-size:0 !important;}
+#upload .wrap::before {content:"拖放文件到这里，或点击选择 · Drop files here or click"; font-size:15px;}
+@media (min-width: 641px) {
+  #sources {max-height:calc(100vh - 140px); overflow-y:auto !important;}
+}
+@media (max-width: 640px) {
+  #sources, #sources-column, #chat-column {padding-left:0 !important; padding-right:0 !important;}
+  .src-card {padding:8px 8px;}
+  #chat .message {font-size:15px;}
+  #intro h2 {font-size:19px; margin:2px 0;}
+  #intro p {font-size:12px; margin:0;}
+  #chat-buttons button {font-size:14px; padding:6px 2px;}
+}
 """
 
 
@@ -54,17 +72,54 @@ def text_html(text: str) -> str:
 
 
 def answer_html(answer: Answer) -> str:
-    """The answer text with each [n] marker a link to its source card (the quote on hover)."""
-    parts, pos = [], 0
-    for start, end, c in markers(answer):
-        tip = _escape(f"《{c.title}》第{c.paragraph}段：{c.quote}")
-        parts += [text_html(answer.text[pos:start]), f'<a class="cite" href="#cite-{c.n}" title="{tip}">[{c.n}]</a>']
-        pos = end
-    parts.append(text_html(answer.text[pos:]))
-    body = "".join(parts)
+    """The answer text with each [n] marker a link to its source card (the quote on hover).
+
+    An answer of several cited passages (how something was done, who spoke of it, what an
+    interview covers) is shown as a list, an item per passage with its marker, under the
+    article and interviewee's line when several articles answer; the text itself is unchanged.
+    """
+    spans = markers(answer)
+    body = _listed(answer.text, spans) if len(spans) > 1 else _inline(answer.text, spans)
     if answer.notice:
         body = f"<em>{_escape(answer.notice)}</em><br><br>{body}"
     return body
+
+
+def _cite(c: Citation) -> str:
+    tip = _escape(f"《{c.title}》第{c.paragraph}段：{c.quote}")
+    return f'<a class="cite" href="#cite-{c.n}" title="{tip}">[{c.n}]</a>'
+
+
+def _inline(text: str, spans) -> str:
+    parts, pos = [], 0
+    for start, end, c in spans:
+        parts += [text_html(text[pos:start]), _cite(c)]
+        pos = end
+    parts.append(text_html(text[pos:]))
+    return "".join(parts)
+
+
+def _listed(text: str, spans) -> str:
+    """Each cited passage an item; a line before a passage's own line (《title》（who）：) a heading."""
+    parts, items, pos = [], [], 0
+
+    def flush() -> None:
+        if items:
+            parts.append('<ul class="ans-items">' + "".join(f"<li>{i}</li>" for i in items) + "</ul>")
+            items.clear()
+
+    for start, end, c in spans:
+        *heads, line = text[pos:start].split("\n")
+        for head in (h.strip() for h in heads):
+            if head:
+                flush()
+                parts.append(f'<div class="ans-head">{text_html(head)}</div>')
+        items.append(text_html(line.strip()) + _cite(c))
+        pos = end
+    flush()
+    if text[pos:].strip():
+        parts.append(f"<p>{text_html(text[pos:].strip())}</p>")
+    return "".join(parts)
 
 
 def _highlight(text: str, start: int, end: int, anchor: str = "") -> str:
