@@ -19,6 +19,7 @@ from langchain_core.embeddings import Embeddings
 
 from rag.config import Settings
 from rag.errors import IndexBusyError, IndexMissingError, RagError, StorageFullError
+from rag.home import private_home, tighten
 from rag.types import Article, Paragraph, ParsedDocument, Region
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,12 @@ def chroma_client(settings: Settings):
             raise RagError(
                 f"cannot reach the Chroma server at {settings.chroma_host}:{settings.chroma_port} ({e})"
             ) from e
-    path = settings.home / "chroma"
-    path.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+    path = private_home(settings.home) / "chroma"
+    path.mkdir(mode=0o700, exist_ok=True)
+    client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+    with contextlib.suppress(OSError):
+        tighten(path)  # chroma.sqlite3 and the segment files, made with the process's umask
+    return client
 
 
 def vector_store(settings: Settings, embedder: Embeddings, client=None):
@@ -185,12 +189,14 @@ def record_manager(settings: Settings):
     """The SQL record manager LangChain's ``index()`` keeps its bookkeeping in."""
     from langchain_classic.indexes import SQLRecordManager
 
-    settings.home.mkdir(parents=True, exist_ok=True)
+    private_home(settings.home)
     manager = SQLRecordManager(
         namespace=f"chroma/{settings.collection_name}",
         db_url=f"sqlite:///{settings.home / 'records.sqlite'}",
     )
     manager.create_schema()
+    with contextlib.suppress(OSError):
+        tighten(settings.home, recurse=False)  # records.sqlite, made with the process's umask
     return manager
 
 
@@ -255,7 +261,7 @@ def ingest_lock(settings: Settings):
     """
     from filelock import FileLock, Timeout
 
-    settings.home.mkdir(parents=True, exist_ok=True)
+    private_home(settings.home)
     lock = FileLock(settings.home / "ingest.lock", timeout=0, thread_local=False)
     try:
         lock.acquire()

@@ -25,9 +25,10 @@ def setup_logging(settings: Settings) -> None:
     root = logging.getLogger()
     if any(getattr(h, "rag_log", False) for h in root.handlers):
         return
+    from rag.home import private_home
+
     try:
-        settings.home.mkdir(parents=True, exist_ok=True)
-        path = settings.home / "rag.log"
+        path = private_home(settings.home) / "rag.log"
         handler = RotatingFileHandler(path, maxBytes=5 * 2**20, backupCount=2, encoding="utf-8")
         os.chmod(path, 0o600)
     except OSError:  # a read-only home: no log file, and nothing printed either

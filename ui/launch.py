@@ -12,12 +12,16 @@ from rag.errors import RagError
 from ui.render import CSS
 
 MAX_LOGIN_DELAY = 3.0  # seconds a failed login waits, at most
+MIN_PASSWORD = 8  # characters, as RAG_API_KEYS asks of a key
 
 
 def _port_free(host: str, port: int) -> bool:
+    """Whether uvicorn can bind ``port``: probed as it binds (SO_REUSEADDR), so a port held only by
+    connections closing (TIME_WAIT, after a kill) is free, and one another server listens on is not."""
     import socket
 
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:
@@ -30,6 +34,8 @@ def _start_checks(host: str, port: int, auth: str | None, page: bool = True) -> 
     user, _, password = (auth or "").partition(":")
     if auth and not (user.strip() and password):
         return "RAG_UI_AUTH must be user:password with a user name and a password that are not empty"
+    if auth and len(password) < MIN_PASSWORD:
+        return f"the password in RAG_UI_AUTH must be at least {MIN_PASSWORD} characters long, as API keys are"
     if page and not is_loopback(host) and not auth:
         return (
             f"refusing to listen on {host} without a password; set RAG_UI_AUTH=user:password "
