@@ -138,6 +138,7 @@ def remove_documents(settings: Settings, sources: list[str], embedder=None) -> i
     return len(data["ids"])
 
 
+MAX_NAME_BYTES = 160  # of a stored upload's name, its type apart
 _SAFE_NAME = re.compile(r"[^\w\u4e00-\u9fff.()（）-]+")
 
 
@@ -162,7 +163,9 @@ def store_upload(settings: Settings, temp_path: Path, original_name: str) -> Pat
     data = Path(temp_path).read_bytes()
     digest = hashlib.sha256(data).hexdigest()[:16]
     stem = _SAFE_NAME.sub("_", Path(original_name.replace("\\", "/")).stem).strip("._") or "upload"
-    target = settings.home / "uploads" / digest / f"{stem[:80]}{suffix}"
+    # A file name may have 255 bytes: Chinese characters take 3 in UTF-8, some 4.
+    stem = stem.encode("utf-8")[:MAX_NAME_BYTES].decode("utf-8", "ignore")
+    target = settings.home / "uploads" / digest / f"{stem}{suffix}"
     for folder in (settings.home / "uploads", target.parent):
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(folder, 0o700)

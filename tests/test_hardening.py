@@ -94,3 +94,89 @@ def test_rag_home_and_the_store_are_readable_by_their_owner_only(tmp_path, caplo
         record_manager(old)
     assert mode(old.home) == 0o700 and mode(old.home / "records.sqlite") == 0o600
     assert "open to other users" in caplog.text
+
+
+def _serve(app):
+    """``app`` on a real uvicorn in a thread (a body can then be sent in chunks); its port."""
+    import threading
+    import time
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    return server, port
+
+
+def _chunked(port: int, path: str, key: str | None, chunks: int, size: int = 64 * 1024) -> tuple[int, int]:
+    """POST a chunked body (no Content-Length) chunk by chunk until the server answers: (status, chunks sent)."""
+    import select
+
+    sock = socket.create_connection(("127.0.0.1", port))
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+    sock.sendall((head + (f"Authorization: Bearer {key}\r\n" if key else "") + "\r\n").encode())
+    sent = 0
+    try:
+        for sent in range(1, chunks + 1):
+            if select.select([sock], [], [], 0.02)[0]:  # answered already
+                break
+            sock.sendall(f"{size:x}\r\n".encode() + b" " * size + b"\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    data = sock.recv(4096).decode("latin-1")
+    sock.close()
+    return int(data.split()[1]), sent
+
+
+def test_the_key_is_checked_before_the_body_and_a_chunked_body_is_counted(tmp_path):
+    """No key: 401 before the body (a few chunks of 64 MB sent, not all); with the key, a chunked
+    body past the cap is refused with 413 once past it, not read to its end."""
+    from rag.config import Settings
+    from tests.test_api import FakeAssistant, FakeCollection
+    from ui.api import MAX_JSON_BYTES, create_api
+
+    app = create_api(FakeAssistant(Settings(home=tmp_path)), FakeCollection(), loopback=False, keys=("k-12345678",))
+    server, port = _serve(app)
+    try:
+        status, sent = _chunked(port, "/v1/answers", None, chunks=1024)
+        assert status == 401 and sent < 64, sent
+        status, sent = _chunked(port, "/v1/answers", "k-12345678", chunks=1024)
+        assert status == 413 and sent * 64 * 1024 < MAX_JSON_BYTES + 40 * 64 * 1024, sent
+        status, _ = _chunked(port, "/mcp", None, chunks=1024)
+        assert status == 401
+    finally:
+        server.should_exit = True
+
+
+def test_request_errors_are_400s_that_leave_nothing_behind(tmp_path, fake_embedder):
+    """A name with NUL, a name of 80 four-byte characters beside a good file, content parts whose text
+    is not a string, an unknown /v1 route: 4xx with one line, the good file indexed, no empty folder."""
+    from fastapi.testclient import TestClient
+
+    from rag.config import Settings
+    from tests.test_api import FakeAssistant
+    from ui.api import create_api
+    from ui.collection import Collection
+
+    settings = Settings(home=tmp_path / "home")
+    http = TestClient(create_api(FakeAssistant(settings), Collection(settings, fake_embedder), loopback=True))
+    good = "局长谈教育\n记者：何时开学？\n局长：九月一日开学。".encode()
+    long_name = "𠀀" * 80 + ".txt"
+    sent = [("files", ("a.tx\x00t", b"x", "text/plain")), ("files", (long_name, good, "text/plain"))]
+    sent.append(("files", ("good.txt", good + "另一句。".encode(), "text/plain")))
+    reply = http.post("/v1/documents", files=sent)
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert "good.txt" in body["indexed"] and len(body["indexed"]) == 2 and len(body["refused"]) == 1
+    assert "unsupported file type" in body["refused"][0]
+    folders = [p for p in (settings.home / "uploads").iterdir()]
+    assert all(any(f.iterdir()) for f in folders) and len(folders) == 2
+    for text in (3, None, ["a"]):
+        parts = [{"type": "text", "text": text}]
+        reply = http.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": parts}]})
+        assert reply.status_code == 400 and "text content part" in reply.json()["error"]["message"]
+    reply = http.get("/v1/nothing-here")
+    assert reply.status_code == 404 and reply.json()["error"]["code"] == "unknown_url"

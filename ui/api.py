@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from fastapi import Depends, FastAPI, File, Request, UploadFile
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -30,7 +30,7 @@ from rag import __version__
 from rag.references import history_of, with_references
 from rag.text import count_tokens
 from rag.types import Answer
-from ui.http_errors import ApiError, error_body, errors_as_json
+from ui.http_errors import ApiError, BodyGate, errors_as_json
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,10 @@ class Gate:
 
 def _text(content) -> str:
     if isinstance(content, list):  # OpenAI's content parts
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+        parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        if not all(isinstance(t, str) for t in parts):
+            raise ApiError(400, "a text content part needs its text as a string", "messages")
+        return "".join(parts)
     return content or ""
 
 
@@ -124,23 +127,10 @@ def create_api(assistant, collection, *, loopback: bool, keys: tuple[str, ...] =
     gate = Gate(settings.ui_concurrency, settings.ui_queue_size)
     writing = asyncio.Lock()
     errors_as_json(app, settings)
-    _limit_request_size(app, settings)
+    app.add_middleware(BodyGate, denial=_denial(keys, loopback), cap=_body_cap(settings))
 
     shown = _Shown(assistant)
-
-    def answer_json(answer: Answer, markdown: bool = False) -> dict:
-        data = {
-            "question": answer.question,
-            "text": answer.text,
-            "found": answer.found,
-            "notice": answer.notice,
-            "mode": answer.mode,
-            "citations": [shown(asdict(c)) for c in answer.citations],
-            "closest": [shown(asdict(c)) for c in answer.closest],  # on a refusal: nearest sentences, not an answer
-        }
-        if markdown:
-            data["markdown"] = with_references(answer, markdown=True)
-        return data
+    answer_json = _answer_json(shown)
 
     v1 = {"dependencies": [Depends(_authorizer(keys, loopback))]}
 
@@ -169,20 +159,35 @@ def create_api(assistant, collection, *, loopback: bool, keys: tuple[str, ...] =
 
     _document_routes(app, collection, writing, v1)
     _chat_routes(app, assistant, gate, answer_json, v1)
+    _unknown_route(app)  # last: the routes above match first
     return app
 
 
-def _authorizer(keys: tuple[str, ...], loopback: bool):
-    """The check of every /v1 request: a bearer key when keys are set; without keys, loopback only."""
+def _denial(keys: tuple[str, ...], loopback: bool):
+    """Why a request is refused, from its headers alone: a bearer key when keys are set; without keys,
+    loopback only.  (status, message), or None."""
 
-    def authorize(request: Request) -> None:
-        given = request.headers.get("authorization", "")
+    def denial(headers) -> tuple[int, str] | None:
+        given = headers.get("authorization", "")
         token = given[7:].strip() if given.lower().startswith("bearer ") else ""
         if keys:
             if not any(hmac.compare_digest(token.encode(), k.encode()) for k in keys):
-                raise HTTPException(401, "a valid API key is needed: Authorization: Bearer <key from RAG_API_KEYS>")
+                return 401, "a valid API key is needed: Authorization: Bearer <key from RAG_API_KEYS>"
         elif not loopback:
-            raise HTTPException(403, "the API answers beyond loopback only with keys: set RAG_API_KEYS")
+            return 403, "the API answers beyond loopback only with keys: set RAG_API_KEYS"
+        return None
+
+    return denial
+
+
+def _authorizer(keys: tuple[str, ...], loopback: bool):
+    """The same check as a route dependency (BodyGate makes it first, before the body)."""
+    denial = _denial(keys, loopback)
+
+    def authorize(request: Request) -> None:
+        refused = denial(request.headers)
+        if refused is not None:
+            raise HTTPException(*refused)
 
     return authorize
 
@@ -264,7 +269,7 @@ def _document_routes(app: FastAPI, collection, writing: asyncio.Lock, v1: dict) 
             with tempfile.TemporaryDirectory() as folder:
                 uploads = []
                 for i, f in enumerate(files):
-                    temp = Path(folder) / f"{i}{Path(f.filename or 'upload').suffix[:10]}"
+                    temp = Path(folder) / str(i)  # the sent name is only shown, never a path
                     temp.write_bytes(await f.read())
                     uploads.append((temp, Path(f.filename or "upload").name))
                 report, problems = await run_in_threadpool(collection.add_files, uploads)
@@ -347,14 +352,33 @@ def _chunks(head: dict, content: str, last: dict):
     yield "data: [DONE]\n\n"
 
 
-def _limit_request_size(app: FastAPI, settings) -> None:
-    uploads = settings.max_file_mb * 2**20 * 10 + 2**20  # a few files at the size limit, with form overhead
+def _answer_json(shown):
+    """How an answer is sent: its text, citations and (on a refusal) closest sentences, sources as shown."""
 
-    @app.middleware("http")
-    async def limit(request: Request, call_next):
-        if request.url.path.startswith("/v1/"):
-            size = int(request.headers.get("content-length") or 0)
-            cap = uploads if request.url.path == "/v1/documents" else MAX_JSON_BYTES
-            if size > cap:
-                return JSONResponse(error_body(413, f"the request is {size} bytes, over the {cap} allowed"), 413)
-        return await call_next(request)
+    def answer_json(answer: Answer, markdown: bool = False) -> dict:
+        data = {
+            "question": answer.question,
+            "text": answer.text,
+            "found": answer.found,
+            "notice": answer.notice,
+            "mode": answer.mode,
+            "citations": [shown(asdict(c)) for c in answer.citations],
+            "closest": [shown(asdict(c)) for c in answer.closest],  # on a refusal: nearest sentences, not an answer
+        }
+        if markdown:
+            data["markdown"] = with_references(answer, markdown=True)
+        return data
+
+    return answer_json
+
+
+def _unknown_route(app: FastAPI) -> None:
+    @app.api_route("/v1/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    async def unknown(rest: str) -> None:
+        """Any other /v1 path: OpenAI's 404, not the chat page's (mounted at / beside the API)."""
+        raise ApiError(404, f"no such route: /v1/{rest}", code="unknown_url")
+
+
+def _body_cap(settings):
+    uploads = settings.max_file_mb * 2**20 * 10 + 2**20  # a few files at the size limit, with form overhead
+    return lambda path: uploads if path == "/v1/documents" else MAX_JSON_BYTES

@@ -58,6 +58,10 @@ class Collection:
                 paths.append(store_upload(self.settings, temp_path, name))
             except RagError as e:
                 problems.append(str(e))
+            except (OSError, ValueError) as e:  # a name the file system refuses, a full disk
+                problems.append(
+                    f"{name!r}: cannot be stored ({e.__class__.__name__}: {getattr(e, 'strerror', None) or e})"[:300]
+                )
         if not paths:
             return None, problems
         report = ingest(paths, self.settings, on_progress=on_progress, embedder=self.embedder, cancel=self.cancelled)

@@ -69,3 +69,56 @@ def errors_as_json(app: FastAPI, settings) -> None:
     async def unexpected(request: Request, e: Exception):
         log.exception("the API failed on %s", request.url.path)
         return JSONResponse(error_body(500, f"internal error ({e.__class__.__name__}); see RAG_HOME/rag.log"), 500)
+
+
+class BodyGate:
+    """ASGI middleware for ``/v1`` and ``/mcp``: the key is checked before any byte of the body is
+    read, and the body's size is counted while it is read, chunked or not, not only announced.
+
+    ``denial(headers)`` gives (status, message) for a request to refuse, or None; ``cap(path)`` the
+    most bytes a body to ``path`` may have.  Past the cap the reading stops with 413, whether the
+    request said its length (refused at once) or not (refused at the byte past it).
+    """
+
+    def __init__(self, app, denial, cap) -> None:
+        self.app, self.denial, self.cap = app, denial, cap
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope["path"].startswith(("/v1/", "/mcp")):
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        refused = self.denial(headers)
+        cap = self.cap(scope["path"])
+        announced = headers.get("content-length", "")
+        if refused is None and announced.isdigit() and int(announced) > cap:
+            refused = (413, f"the request is {announced} bytes, over the {cap} allowed")
+        if refused is not None:
+            status, message = refused
+            return await JSONResponse(error_body(status, message), status_code=status)(scope, receive, send)
+        read, over, told = 0, False, False
+
+        async def counted():
+            nonlocal read, over
+            message = await receive()
+            read += len(message.get("body", b""))
+            if read > cap:  # reading stops here; whatever the app makes of it, the answer is a 413
+                over = True
+                return {"type": "http.disconnect"}
+            return message
+
+        async def too_large():
+            nonlocal told
+            told = True
+            reply = JSONResponse(error_body(413, f"the request is over the {cap} bytes allowed"), status_code=413)
+            await send({"type": "http.response.start", "status": 413, "headers": reply.raw_headers})
+            await send({"type": "http.response.body", "body": reply.body})
+
+        async def answer(message):
+            if not over:
+                return await send(message)
+            if message["type"] == "http.response.start" and not told:
+                await too_large()
+
+        await self.app(scope, counted, answer)
+        if over and not told:  # the app took the stop for a client gone and said nothing
+            await too_large()
