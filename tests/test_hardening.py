@@ -120,10 +120,9 @@ def _chunked(port: int, path: str, key: str | None, chunks: int, size: int = 64 
     sock.sendall((head + (f"Authorization: Bearer {key}\r\n" if key else "") + "\r\n").encode())
     sent = 0
     try:
-        for sent in range(1, chunks + 1):
-            if select.select([sock], [], [], 0.02)[0]:  # answered already
-                break
+        while sent < chunks and not select.select([sock], [], [], 0.02)[0]:  # until answered
             sock.sendall(f"{size:x}\r\n".encode() + b" " * size + b"\r\n")
+            sent += 1
     except (BrokenPipeError, ConnectionResetError):
         pass
     data = sock.recv(4096).decode("latin-1")

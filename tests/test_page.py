@@ -154,3 +154,51 @@ def test_removal_asks_first_and_the_bundled_collection_is_marked(server, browser
     assert "待删除的访谈" not in page.locator("#documents").inner_text()
     assert "内置示例" in page.locator("#documents").inner_text()
     page.context.close()
+
+
+def test_file_names_and_titles_stay_text_in_toasts_reports_and_questions(server, browser, tmp_path):
+    """A file refused for its type, a file and a title that are <img> tags pointing at a listener: the
+    page shows them as text and the listener is never asked for anything."""
+    import http.server
+    import threading
+
+    from tests.conftest import free_port
+
+    fetched: list[str] = []
+
+    class Listener(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):  # noqa: N802 -- the http.server name
+            fetched.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+    port = free_port()
+    listener = http.server.ThreadingHTTPServer(("127.0.0.1", port), Listener)
+    threading.Thread(target=listener.serve_forever, daemon=True).start()
+    exe = tmp_path / f'<img src="http:\\\\127.0.0.1:{port}\\exfil">.exe'
+    exe.write_bytes(b"MZ")
+    txt = tmp_path / f"<img src=http:\\\\127.0.0.1:{port}\\name>.txt"
+    txt.write_text(f"<img src=http://127.0.0.1:{port}/title>\n记者：何时？\n局长：明天上午开放。", encoding="utf-8")
+    page = _open(browser, server, 1280, 800)
+    page.get_by_role("tab", name="资料库 Collection").click()
+    page.locator("#upload input[type=file]").set_input_files([str(exe), str(txt)])
+    page.wait_for_timeout(1500)
+    page.locator("#add").click()
+    page.wait_for_function(
+        "() => (document.querySelector('#collection-status')?.innerText || '').includes('unsupported file type .exe')",
+        timeout=120000,
+    )
+    page.locator("#chosen input").fill("name")
+    page.locator("ul[role=listbox] li").filter(has_text="name.txt").first.click()
+    page.keyboard.press("Escape")
+    page.locator("#remove").click()
+    page.wait_for_selector("#confirm-removal", state="visible", timeout=30000)
+    assert f"《<img src=http://127.0.0.1:{port}/title>》" in page.locator("#removal-question").inner_text()
+    page.locator("#confirm-remove").click()
+    page.wait_for_timeout(1000)
+    listener.shutdown()
+    assert fetched == []
+    page.context.close()

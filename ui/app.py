@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ingest.parse import SUPPORTED_SUFFIXES
 from rag.errors import RagError
 from rag.references import with_references
 from ui.collection import HEADERS, Collection, delete_gradio_copies, document_rows
@@ -96,6 +95,10 @@ class ChatPage:
                     choices.setdefault(person, f"{person} — 《{title}》")
         return gr.update(choices=[(label, person) for person, label in choices.items()])
 
+    def _said(self, message: str) -> str:
+        """A message of the collection panel as HTML: file names and titles stay text, never markup."""
+        return text_html(self._public(message))
+
     def _public(self, message: str) -> str:
         """``message`` without the server's folders: RAG_HOME is named, not shown."""
         return message.replace(str(self.assistant.settings.home), "RAG_HOME")
@@ -128,7 +131,7 @@ class ChatPage:
             message = f"⚠️ {e}"
         finally:
             delete_gradio_copies([path for path, _ in uploads])
-        return (self._public(message), *self.refresh(), gr.update(value=None))
+        return (self._said(message), *self.refresh(), gr.update(value=None))
 
     def ask_removal(self, sources):
         """The confirmation of a removal: which files, how many passages; nothing is removed yet."""
@@ -139,7 +142,7 @@ class ChatPage:
         preview = self.collection.removal_preview(list(sources))
         if not preview:
             return "没有找到这些文件（已删除？请刷新）。", gr.update(visible=False), ""
-        return "", gr.update(visible=True), preview
+        return "", gr.update(visible=True), self._said(preview)
 
     def remove(self, sources):
         """Remove the chosen files from the index (after the confirmation)."""
@@ -149,7 +152,7 @@ class ChatPage:
             message = self.collection.remove(list(sources or []))
         except RagError as e:
             message = f"⚠️ {e}"
-        return (self._public(message), *self.refresh(), gr.update(visible=False))
+        return (self._said(message), *self.refresh(), gr.update(visible=False))
 
     def build(self):
         """The page as ``gr.Blocks``, queue limits set."""
@@ -288,7 +291,8 @@ class ChatPage:
         s["files"] = gr.File(
             label=f"上传 txt / md / docx / pdf / 网页 / 扫描图片（每个不超过 {settings.max_file_mb} MB）",
             file_count="multiple",
-            file_types=list(SUPPORTED_SUFFIXES),
+            # No file_types: Gradio's own refusal is a toast that renders the file's name as HTML;
+            # the type is checked when the file is stored, and said as text in the report.
             elem_id="upload",
         )
         with gr.Row():
@@ -305,11 +309,12 @@ class ChatPage:
         )
         s["drop"] = gr.Button("删除… Remove…", variant="stop", elem_id="remove")
         with gr.Group(visible=False, elem_id="confirm-removal") as s["confirm"]:
-            s["question"] = gr.Markdown(elem_id="removal-question")
+            s["question"] = gr.HTML(elem_id="removal-question")
             with gr.Row():
                 s["yes"] = gr.Button("确认删除 Remove", variant="stop", elem_id="confirm-remove")
                 s["no"] = gr.Button("取消 Cancel", elem_id="cancel-remove")
-        s["status"] = gr.Markdown(elem_id="collection-status")
+        # HTML made by ui.render.text_html: a name or title is escaped, where Markdown would render it.
+        s["status"] = gr.HTML(elem_id="collection-status")
         return s
 
 
