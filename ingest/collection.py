@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from ingest.parse import SUPPORTED_SUFFIXES
+from ingest.parse import SUPPORTED_SUFFIXES, over_limit
 from ingest.pipeline import BUNDLED_COLLECTION, BUNDLED_SOURCE, IngestReport, ingest
 from ingest.records import collect_garbage, delete_in_batches, live_texts, mark_changed
 from rag.config import Settings
@@ -157,8 +157,7 @@ def store_upload(settings: Settings, temp_path: Path, original_name: str) -> Pat
     size = Path(temp_path).stat().st_size
     if size > settings.max_file_mb * 2**20:
         raise ParseError(
-            f"{Path(original_name).name}: {size / 2**20:.1f} MB is over the {settings.max_file_mb} MB limit "
-            "per file (RAG_MAX_FILE_MB)"
+            f"{Path(original_name).name}: {over_limit(size, settings.max_file_mb * 2**20)} per file (RAG_MAX_FILE_MB)"
         )
     data = Path(temp_path).read_bytes()
     digest = hashlib.sha256(data).hexdigest()[:16]

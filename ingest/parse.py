@@ -34,6 +34,11 @@ _INTERVIEWEE_PATTERNS = (
 )
 
 
+def over_limit(size: int, limit: int) -> str:
+    """A size over a limit, said so that it reads as over even one byte past (20,971,521 bytes, not "20.0 MB")."""
+    return f"{size:,} bytes ({size / 2**20:.1f} MB) is over the limit of {limit:,} bytes ({limit / 2**20:g} MB)"
+
+
 def _pdf_lines(pages: list[str]) -> list[str]:
     # PDF text breaks lines at the page width; a line that does not end a sentence
     # continues on the next one.
@@ -71,10 +76,7 @@ def read_file(
     except OSError as e:
         raise ParseError(f"{path.name}: cannot read the file ({e.strerror})") from e
     if size > max_bytes:
-        raise ParseError(
-            f"{path.name}: {size / 2**20:.1f} MB is over the {max_bytes // 2**20} MB limit per file; "
-            "split it, or raise RAG_MAX_FILE_MB"
-        )
+        raise ParseError(f"{path.name}: {over_limit(size, max_bytes)} per file; split it, or raise RAG_MAX_FILE_MB")
     if suffix == ".docx":
         raw = docx_text(path, max_unpacked)
     elif suffix == ".pdf":

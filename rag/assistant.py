@@ -280,7 +280,8 @@ def _matching(names, known: set[str], matches, kind: str) -> tuple[str, ...]:
         found = sorted(value for value in known if matches(str(name).strip(), value))
         if not found:
             shown = "、".join(sorted(known)[:12]) + ("…" if len(known) > 12 else "")
-            raise UnknownFilterError(f"no {kind} in the collection matches {str(name)[:80]!r}; it holds: {shown}")
+            holds = f"it holds: {shown}" if known else f"it holds no {kind} yet"
+            raise UnknownFilterError(f"no {kind} in the collection matches {str(name)[:80]!r}; {holds}")
         chosen += found
     return tuple(dict.fromkeys(chosen))
 

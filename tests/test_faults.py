@@ -279,7 +279,10 @@ def test_a_50_mb_text_file_is_refused_by_size_and_the_rest_is_ingested(tmp_path,
             f.write(unit)
     report = ingest([folder], settings, embedder=e5)
     assert [Path(f.path).name for f in report.failed] == ["huge.txt"]
-    assert "over the 20 MB limit per file" in report.failed[0].reason and "RAG_MAX_FILE_MB" in report.failed[0].reason
+    assert (
+        "over the limit of 20,971,520 bytes (20 MB) per file" in report.failed[0].reason
+        and "RAG_MAX_FILE_MB" in report.failed[0].reason
+    )
     assert report.added == 1
 
 

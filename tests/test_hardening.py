@@ -179,3 +179,17 @@ def test_request_errors_are_400s_that_leave_nothing_behind(tmp_path, fake_embedd
         assert reply.status_code == 400 and "text content part" in reply.json()["error"]["message"]
     reply = http.get("/v1/nothing-here")
     assert reply.status_code == 404 and reply.json()["error"]["code"] == "unknown_url"
+
+
+def test_small_messages_say_what_is_so():
+    """One byte over the limit reads as over; a filter on a collection with no interviewees says so."""
+    import pytest
+
+    from ingest.parse import over_limit
+    from rag.assistant import _matching
+    from rag.errors import UnknownFilterError
+
+    said = over_limit(20 * 2**20 + 1, 20 * 2**20)
+    assert said == "20,971,521 bytes (20.0 MB) is over the limit of 20,971,520 bytes (20 MB)"
+    with pytest.raises(UnknownFilterError, match="it holds no interviewee yet$"):
+        _matching(["于晓峰"], set(), lambda name, value: name in value, "interviewee")

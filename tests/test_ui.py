@@ -204,7 +204,7 @@ def test_uploads_of_wrong_type_or_size_are_refused(settings, tmp_path):
         pipeline.store_upload(settings, temp, "virus.exe")
     temp.write_bytes(b"x" * (2**20 + 1))
     settings.max_file_mb = 1
-    with pytest.raises(ParseError, match="over the 1 MB limit"):
+    with pytest.raises(ParseError, match=r"over the limit of 1,048,576 bytes \(1 MB\)"):
         pipeline.store_upload(settings, temp, "big.txt")
     assert not (settings.home / "uploads").exists()
 
