@@ -10,9 +10,10 @@ from pathlib import Path
 
 from ingest.parse import SUPPORTED_SUFFIXES, over_limit
 from ingest.pipeline import BUNDLED_COLLECTION, BUNDLED_SOURCE, IngestReport, ingest
-from ingest.records import collect_garbage, delete_in_batches, live_texts, mark_changed
+from ingest.records import collect_garbage, delete_in_batches, discard_upload, live_texts, mark_changed
 from rag.config import Settings
 from rag.errors import ParseError, RagError
+from rag.home import begin_pending, end_pending, pending_sources
 from rag.store import (
     DocumentStore,
     cached_embedder,
@@ -40,10 +41,13 @@ def needs_bundled_ingest(settings: Settings) -> bool:
 def ensure_index(
     settings: Settings, embedder=None, on_progress: Callable[[int, int, str], None] | None = None
 ) -> IngestReport | None:
-    """Ingest the bundled collection when ``needs_bundled_ingest``; the run's report, or None."""
-    if not needs_bundled_ingest(settings):
-        return None
-    return ingest(None, settings, on_progress=on_progress, embedder=embedder)
+    """Ingest the bundled collection when ``needs_bundled_ingest``, else complete what a stopped
+    run left half-written if it left anything; the run's report, or None."""
+    if needs_bundled_ingest(settings):
+        return ingest(None, settings, on_progress=on_progress, embedder=embedder)
+    if pending_sources(settings.home):
+        return ingest([], settings, on_progress=on_progress, embedder=embedder)
+    return None
 
 
 def list_documents(settings: Settings) -> list[dict]:
@@ -61,7 +65,10 @@ def list_documents(settings: Settings) -> list[dict]:
     documents = DocumentStore(settings)
     root = collection_root(settings, {source for source, _ in counts})
     rows = []
+    hidden = pending_sources(settings.home)  # being written, or cut short: not listed until whole
     for (source, doc_hash), n in sorted(counts.items()):
+        if source in hidden:
+            continue
         try:
             raw = documents.load_raw(doc_hash)
         except RagError:
@@ -106,17 +113,6 @@ def shown_path(source: str, settings: Settings, root: Path | None = None) -> str
     return source if source == BUNDLED_SOURCE else path.name
 
 
-def discard_upload(settings: Settings, path: Path) -> None:
-    """Delete a stored upload (and its folder, once empty); anything outside RAG_HOME/uploads is left alone."""
-    uploads = (settings.home / "uploads").resolve()
-    path = Path(path).resolve()
-    if not path.is_relative_to(uploads) or path == uploads:
-        return
-    path.unlink(missing_ok=True)
-    if path.parent != uploads and not any(path.parent.iterdir()):
-        path.parent.rmdir()
-
-
 def remove_documents(settings: Settings, sources: list[str], embedder=None) -> int:
     """Remove every chunk of ``sources`` from the index, and the uploaded copies; return how many chunks."""
     from rag.embeddings import load_embedder
@@ -134,6 +130,7 @@ def remove_documents(settings: Settings, sources: list[str], embedder=None) -> i
         prune_cache(cached_embedder(settings, embedder), live_texts(settings, client))
         mark_changed(settings, client.get_collection(settings.collection_name), {s: [] for s in sources})
     for source in sources:
+        end_pending(settings.home, source)
         discard_upload(settings, Path(source))
     return len(data["ids"])
 
@@ -168,8 +165,10 @@ def store_upload(settings: Settings, temp_path: Path, original_name: str) -> Pat
     for folder in (settings.home / "uploads", target.parent):
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(folder, 0o700)
-    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    begin_pending(settings.home, str(target.resolve()))  # kept, not yet indexed: a kill from here on is healed
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")  # whole or absent, never half
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "wb") as out:
         out.write(data)
-    os.chmod(target, 0o600)  # an older copy written with other bits
+    partial.replace(target)
     return target

@@ -34,8 +34,10 @@ from ingest.records import (
     all_metadata,
     chunk_key,
     collect_garbage,
+    cut_short,
     ensure_lexical,
     forget_sources,
+    heal,
     live_texts,
     mark_changed,
     max_batch,
@@ -46,6 +48,7 @@ from ingest.records import (
 )
 from rag.config import Settings
 from rag.errors import ParseError
+from rag.home import begin_pending, end_pending, pending_sources
 from rag.store import (
     DocumentStore,
     cached_embedder,
@@ -241,7 +244,8 @@ def ingest(
     embedder=None,
     cancel: threading.Event | None = None,
 ) -> IngestReport:
-    """Ingest ``paths`` (default: the bundled collection) into the index under ``settings.home``.
+    """Ingest ``paths`` (None: the bundled collection) into the index under ``settings.home``,
+    and complete or remove first what a stopped run left half-written (``[]``: that alone).
 
     ``cancel``, set from another thread, stops a file that is still being read (it is reported failed).
     """
@@ -250,7 +254,9 @@ def ingest(
     settings = settings or Settings.from_env()
     began = time.perf_counter()
     report = IngestReport()
-    files, report.files = collect_files(paths or [BUNDLED_COLLECTION])
+    files, report.files = collect_files([BUNDLED_COLLECTION] if paths is None else paths)
+    left = pending_sources(settings.home)  # what a stopped run (or an upload) left journaled
+    files += [f for f in cut_short(left, {BUNDLED_SOURCE: BUNDLED_COLLECTION}) if f not in files]
     parsed, failed = parse_files(files, settings, cancel, on_progress)
     report.files += failed
     with storage_errors(settings), ingest_lock(settings):
@@ -261,7 +267,8 @@ def ingest(
         client = chroma_client(settings)
         run = _Run.open(settings, counting, client)
         reconcile(run.store, run.records, run.collection)
-        changes: dict[str, list[Chunk]] = {}
+        healed, report.pruned = heal(settings, run.store, run.records, left)
+        changes: dict[str, list[Chunk]] = {source: [] for source in healed}
         if any(doc.source == BUNDLED_SOURCE for doc, _ in parsed):
             changes |= forget(run.store, run.records, _legacy_bundled(run.store), report)
         for doc, chunks in parsed:
@@ -322,9 +329,11 @@ class _Run:
 
 
 def _index_file(doc: ParsedDocument, chunks: list[Chunk], run: _Run) -> FileOutcome:
-    """One file indexed, what it left behind tidied, its sentences' vectors made."""
+    """One file indexed, what it left behind tidied, its sentences' vectors made: journaled from
+    before its first chunk until after its last, so that readers see it only whole."""
     # A version stored already is this file unchanged (or a run cut short): nothing of it to tidy.
     before = {} if run.documents.path(doc.content_hash).exists() else previous_chunks(run.collection, doc.source)
+    begin_pending(run.settings.home, doc.source)
     outcome = _index_document(doc, chunks, run)
     if outcome.status == "indexed":
         tidy_after(run.collection, run.documents, run.cached, before, chunks)
@@ -333,6 +342,7 @@ def _index_file(doc: ParsedDocument, chunks: list[Chunk], run: _Run) -> FileOutc
     if outcome.added:
         embed_sentences(run.settings, run.counting, sentences)
     run.counting.progress.advance(len(sentences) - (run.counting.embedded - embedded))  # cached, or unchanged
+    end_pending(run.settings.home, doc.source)
     return outcome
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 from rag import lexical
 from rag.config import Settings
+from rag.home import end_pending, pending_sources
 from rag.store import DocumentStore, read_all, write_atomically
 from rag.types import Chunk
+
+log = logging.getLogger(__name__)
 
 INDEX_BATCH = 1000  # chunks per index() batch: progress and the vector cache move at this step
 
@@ -174,3 +178,43 @@ def ensure_lexical(settings: Settings, collection) -> None:
         mark_changed(settings, collection)
     elif not lexical.saved(settings.home, collection.name, marker):
         lexical.write(settings.home, collection, marker)
+
+
+def cut_short(left: frozenset[str], aliases: dict[str, Path]) -> list[Path]:
+    """Of the sources ``left`` journaled in RAG_HOME/pending by a stopped run (or an upload), the
+    files still there (``aliases``: sources that are not paths): the run reads them again, whole."""
+    paths = [aliases.get(s) or Path(s) for s in left]
+    return [p.resolve() for p in paths if p.is_file()]
+
+
+def heal(settings: Settings, store, records, left: frozenset[str]) -> tuple[set[str], int]:
+    """Take out what a stopped run left half-written: the chunks and records of every journaled
+    source (the write lock is held: no run is at it now), and the leftovers of an upload whose
+    copy never completed.  ``left``: the sources journaled when the run began (one that an upload
+    journals meanwhile is that upload's to index).  (The sources, how many chunks.)  The stored versions no chunk refers
+    to go with the run's garbage collection; the files still there go in again whole (``cut_short``)."""
+    left = set(left) & pending_sources(settings.home)  # journaled when the run began, and still
+    if not left:
+        return set(), 0
+    log.warning("completing or removing %d document(s) a stopped run left half-written", len(left))
+    removed = forget_sources(store, records, left)
+    for source in left:
+        end_pending(settings.home, source)
+        if not Path(source).exists():
+            discard_upload(settings, Path(source))
+    return left, removed
+
+
+def discard_upload(settings: Settings, path: Path) -> None:
+    """Delete a stored upload (and its folder, once empty); anything outside RAG_HOME/uploads is left alone."""
+    uploads = (settings.home / "uploads").resolve()
+    path = Path(path).resolve()
+    if not path.is_relative_to(uploads) or path == uploads:
+        return
+    path.unlink(missing_ok=True)
+    end_pending(settings.home, str(path))
+    if path.parent != uploads:
+        for leftover in path.parent.glob(".*.partial"):  # a copy cut short by a kill
+            leftover.unlink(missing_ok=True)
+        if not any(path.parent.iterdir()):
+            path.parent.rmdir()

@@ -33,3 +33,61 @@ def tighten(folder: Path, recurse: bool = True) -> None:
         path.chmod(0o600)
     if loose:
         log.warning("%d files under %s were readable by other users; they are now 0600", len(loose), folder)
+
+
+# A document being written is journaled in RAG_HOME/pending from before its first chunk is
+# stored (for an upload, from before the file is kept) until its last chunk, its records and its
+# sentence vectors are in.  Readers leave journaled sources out, so a document is listed and
+# answered from only once whole; the next ingestion run completes (or removes) what a kill left.
+PENDING = "pending"
+_seen: dict[Path, tuple[tuple[str, ...], frozenset[str]]] = {}
+
+
+def _entry(home: Path, source: str) -> Path:
+    import hashlib
+
+    return home / PENDING / f"{hashlib.sha256(source.encode('utf-8', 'surrogatepass')).hexdigest()[:24]}.json"
+
+
+def begin_pending(home: Path, source: str) -> None:
+    """Journal ``source`` as being written (a crash leaves the entry for the next run)."""
+    import json
+    import os
+
+    entry = _entry(home, source)
+    entry.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    partial = entry.with_suffix(f".{os.getpid()}.partial")
+    partial.write_text(json.dumps({"source": source}, ensure_ascii=False), encoding="utf-8")
+    partial.replace(entry)
+
+
+def end_pending(home: Path, source: str) -> None:
+    """``source`` is whole: readers see it."""
+    _entry(home, source).unlink(missing_ok=True)
+
+
+def pending_sources(home: Path) -> frozenset[str]:
+    """The sources being written now, or left half-written by a run that was stopped.
+
+    An entry's name is a hash of its source, so the folder's listing says whether anything
+    changed; the entries are read again only then.
+    """
+    import json
+    import os
+
+    folder = home / PENDING
+    try:
+        names = tuple(sorted(n for n in os.listdir(folder) if n.endswith(".json")))
+    except OSError:
+        return frozenset()
+    known = _seen.get(folder)
+    if known is not None and known[0] == names:
+        return known[1]
+    sources = set()
+    for name in names:
+        try:
+            sources.add(json.loads((folder / name).read_text(encoding="utf-8"))["source"])
+        except (OSError, ValueError, KeyError):  # removed meanwhile: the writer finished
+            continue
+    _seen[folder] = (names, frozenset(sources))
+    return _seen[folder][1]

@@ -8,6 +8,7 @@ can never disagree about which chunks exist.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -18,6 +19,7 @@ from langchain_core.retrievers import BaseRetriever
 
 from rag import lexical
 from rag.config import Settings
+from rag.home import pending_sources
 from rag.lexical import LexicalIndex
 from rag.store import chroma_client, read_all, vector_store
 from rag.terms import Weights, term_coverage, term_weights
@@ -137,10 +139,17 @@ class HybridRetriever:
         """The weighted terms of ``text``, with inverse document frequencies from this collection."""
         return term_weights(text, self.lexical().idf_of)
 
+    def visible(self, scope: Scope = Scope()) -> Scope:
+        """``scope`` without the documents being written (journaled in RAG_HOME/pending): a
+        document is answered from only once all its chunks are in."""
+        hidden = pending_sources(self.settings.home)
+        return dataclasses.replace(scope, hidden=hidden) if hidden != scope.hidden else scope
+
     def dense(self, query: str, k: int, scope: Scope = Scope()) -> list[tuple[Chunk, float]]:
         """Top ``k`` chunks by cosine similarity to ``query`` (within ``scope``: Chroma's metadata filter)."""
         if self.count() == 0:
             return []
+        scope = self.visible(scope)
         results = self.store.similarity_search_with_score(query, k=k, filter=scope.where())
         return [(Chunk.from_metadata(d.page_content, d.metadata), 1.0 - float(dist)) for d, dist in results]
 
@@ -150,6 +159,7 @@ class HybridRetriever:
         q = [t for t in tokenize(query) if t in lex.idf]
         if not q or lex.bm25 is None:
             return []
+        scope = self.visible(scope)
         mask = None
         if scope:
             mask = lex.mask(scope)
@@ -190,7 +200,7 @@ class HybridRetriever:
         order; None when the scope holds more than ``limit`` chunks (too many to go through)."""
         if self.count() == 0:
             return []
-        data = self._collection().get(where=scope.where(), include=["metadatas"], limit=limit + 1)
+        data = self._collection().get(where=self.visible(scope).where(), include=["metadatas"], limit=limit + 1)
         if len(data["ids"]) > limit:
             return None
         found = {
@@ -220,7 +230,11 @@ class HybridRetriever:
         lex = self.lexical()
         if lex.known is None:  # once per index version, not once per question or citation
             lex.known = (set(lex.sources), {p for p in lex.interviewees if p})
-        return lex.known
+        hidden = pending_sources(self.settings.home)
+        if not hidden:
+            return lex.known
+        shown = [(s, p) for s, p in zip(lex.sources, lex.interviewees) if s not in hidden]
+        return {s for s, _ in shown}, {p for _, p in shown if p}
 
     def retrieve(
         self, query: str, k: int = 5, candidates: int | None = None, near: str | None = None, scope: Scope = Scope()

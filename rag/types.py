@@ -219,13 +219,15 @@ _MARKUP = frozenset("*_#> \u3000")
 
 @dataclass(frozen=True)
 class Scope:
-    """Where a question may be answered from: these files, these interviewees (empty: anywhere)."""
+    """Where a question may be answered from: these files, these interviewees (empty: anywhere),
+    never the ``hidden`` sources (documents still being written: ``rag.home.pending_sources``)."""
 
     sources: tuple[str, ...] = ()
     interviewees: tuple[str, ...] = ()
+    hidden: frozenset[str] = frozenset()
 
     def __bool__(self) -> bool:
-        return bool(self.sources or self.interviewees)
+        return bool(self.sources or self.interviewees or self.hidden)
 
     def admits(self, chunk: Chunk) -> bool:
         """Whether ``chunk`` lies inside the scope."""
@@ -233,8 +235,10 @@ class Scope:
 
     def allows(self, source: str, interviewee: str) -> bool:
         """Whether a chunk of ``source`` and ``interviewee`` lies inside the scope."""
-        return (not self.sources or source in self.sources) and (
-            not self.interviewees or interviewee in self.interviewees
+        return (
+            (not self.sources or source in self.sources)
+            and (not self.interviewees or interviewee in self.interviewees)
+            and source not in self.hidden
         )
 
     def where(self) -> dict | None:
@@ -244,6 +248,8 @@ class Scope:
             parts.append({"source": {"$in": list(self.sources)}})
         if self.interviewees:
             parts.append({"interviewee": {"$in": list(self.interviewees)}})
+        if self.hidden:
+            parts.append({"source": {"$nin": sorted(self.hidden)}})
         if not parts:
             return None
         return parts[0] if len(parts) == 1 else {"$and": parts}

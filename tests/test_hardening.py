@@ -193,3 +193,79 @@ def test_small_messages_say_what_is_so():
     assert said == "20,971,521 bytes (20.0 MB) is over the limit of 20,971,520 bytes (20 MB)"
     with pytest.raises(UnknownFilterError, match="it holds no interviewee yet$"):
         _matching(["于晓峰"], set(), lambda name, value: name in value, "interviewee")
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs, no handler sees it (what is on disk stays as it is)."""
+
+
+def _kill_at_write(monkeypatch, writes_before: int) -> None:
+    """The process "dies" at Chroma write number ``writes_before`` + 1 (batches of 20 chunks)."""
+    from langchain_chroma import Chroma
+
+    import ingest.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "max_batch", lambda client: 20)
+    real, calls = Chroma.add_documents, []
+
+    def add_documents(self, documents, **kwargs):
+        calls.append(len(documents))
+        if len(calls) > writes_before:
+            raise _Killed
+        return real(self, documents, **kwargs)
+
+    monkeypatch.setattr(Chroma, "add_documents", add_documents)
+
+
+def test_a_document_cut_short_is_never_seen_half_and_the_next_run_completes_it(tmp_path, fake_embedder, monkeypatch):
+    """An upload stopped after its first batch (or before any): not listed, not answered from, not
+    in any filter; the next run (``rag ingest``, or ``rag ui`` starting) puts it in whole."""
+    import pytest
+
+    from ingest.collection import ensure_index, list_documents
+    from ingest.pipeline import ingest
+    from rag.config import Settings
+    from rag.home import pending_sources
+    from rag.retrieval import HybridRetriever
+    from ui.collection import Collection
+
+    settings = Settings(home=tmp_path / "home")
+    ingest(None, settings, embedder=fake_embedder)
+    big = tmp_path / "long.txt"
+    lines = [f"第{i}段：量子实验室第{i}号装置于{i}月投入使用，编号QX{i:04d}。" for i in range(300)]
+    big.write_text("量子实验室访谈\n" + "\n".join(lines), encoding="utf-8")
+    for writes_before in (1, 0):  # stopped after the first batch; stopped before any
+        with monkeypatch.context() as patch:
+            _kill_at_write(patch, writes_before)
+            with pytest.raises(_Killed):
+                Collection(settings, fake_embedder).add_files([(big, "long.txt")])
+        (stored,) = pending_sources(settings.home)
+        assert "uploads" in stored
+        assert [d["title"] for d in list_documents(settings)] == ["领导干部访谈材料汇编（5篇）"]
+        retriever = HybridRetriever(settings, fake_embedder)
+        assert all(h.chunk.source != stored for h in retriever.retrieve("量子实验室 QX0001 装置", k=10))
+        assert stored not in retriever.known()[0]
+        report = ensure_index(settings, fake_embedder)  # what rag ui does when it starts
+        assert [(f.path, f.status) for f in report.files] == [(stored, "indexed")] and report.added > 0
+        assert pending_sources(settings.home) == frozenset()
+        listed = {d["title"]: d["chunks"] for d in list_documents(settings)}
+        assert listed["量子实验室访谈"] == report.added
+        hits = HybridRetriever(settings, fake_embedder).retrieve("量子实验室 QX0001 装置", k=10)
+        assert any(h.chunk.source == stored for h in hits)
+        Collection(settings, fake_embedder).remove([stored])
+
+
+def test_an_upload_whose_copy_was_cut_short_is_let_go(tmp_path, fake_embedder):
+    from ingest.collection import list_documents
+    from ingest.pipeline import ingest
+    from rag.config import Settings
+    from rag.home import begin_pending, pending_sources
+
+    settings = Settings(home=tmp_path / "home")
+    folder = settings.home / "uploads" / "0123456789abcdef"
+    folder.mkdir(parents=True)
+    (folder / ".gone.txt.999.partial").write_bytes(b"half")
+    begin_pending(settings.home, str((folder / "gone.txt").resolve()))
+    report = ingest([], settings, embedder=fake_embedder)
+    assert report.files == [] and pending_sources(settings.home) == frozenset()
+    assert not folder.exists() and list_documents(settings) == []

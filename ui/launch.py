@@ -77,10 +77,11 @@ def _ready_assistant(settings):
 
     from ingest.collection import ensure_index, needs_bundled_ingest
     from rag.assistant import Assistant
+    from rag.home import pending_sources
 
     assistant = Assistant(settings)
-    if needs_bundled_ingest(settings):
-        print(f"Indexing the bundled collection into {settings.home} …", file=sys.stderr)
+    if needs_bundled_ingest(settings) or pending_sources(settings.home):
+        print(f"Indexing into {settings.home} (the bundled collection, or what a stopped run left) …", file=sys.stderr)
         with tqdm(total=0, unit="text", desc="ingest", file=sys.stderr) as bar:
 
             def on_progress(done: int, total: int, label: str) -> None:
