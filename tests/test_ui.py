@@ -74,6 +74,18 @@ def test_source_card_highlights_the_quote_and_hides_paywall_markers():
     assert "局长xxx" in panel and "第2段" in panel
 
 
+def test_quotes_of_one_paragraph_share_one_card():
+    from dataclasses import replace
+
+    first = _answer().citations[0]
+    start = TEXT.index("我们")
+    second = replace(first, n=2, quote=TEXT[start : start + 2], start=start, end=start + 2)
+    panel = sources_html(Answer("q", "…[1]…[2]", True, [first, second]), FakeDocuments())
+    assert panel.count('class="src-card"') == 1 and "<h4>[1][2] 《访谈标题》" in panel
+    assert 'id="cite-1"' in panel and 'id="cite-2"' in panel and 'id="art-2"' in panel
+    assert panel.count("<mark>") == 2  # the paragraph shown once, both quotes marked
+
+
 def test_not_found_panel_shows_closest_passages_marked_as_such():
     chunk = Chunk("审批时限压缩到x个工作日。", "/data/a.txt", "h", 1, "访谈标题", "", 2, 2, 0, 10, "text")
     answer = Answer("大学？", "资料中没有找到这个问题的答案。", False, [], [Hit(chunk, 0.01)])

@@ -122,41 +122,51 @@ def _listed(text: str, spans) -> str:
     return "".join(parts)
 
 
-def _highlight(text: str, start: int, end: int, anchor: str = "") -> str:
-    """``text`` with ``text[start:end]`` marked."""
-    start, end = max(0, start), min(len(text), end)
-    attr = f' id="{anchor}"' if anchor else ""
-    return f"{_escape(text[:start])}<mark{attr}>{_escape(text[start:end])}</mark>{_escape(text[end:])}"
+def _highlight(text: str, marks: list[tuple[int, int, str]]) -> str:
+    """``text`` with each ``(start, end, anchor)`` span marked (offsets within ``text``; overlaps merged into the first)."""
+    parts, pos = [], 0
+    for start, end, anchor in sorted(marks):
+        start, end = max(pos, start), min(len(text), end)
+        if start >= end:
+            continue
+        attr = f' id="{anchor}"' if anchor else ""
+        parts += [_escape(text[pos:start]), f"<mark{attr}>{_escape(text[start:end])}</mark>"]
+        pos = end
+    parts.append(_escape(text[pos:]))
+    return "".join(parts)
 
 
 def citation_card(
-    c: Citation, passage: str, passage_start: int, article_html: str, near: bool = False, scan: str = ""
+    cited: list[Citation], passage: str, passage_start: int, article: str, near: bool = False, scans: str = ""
 ) -> str:
-    """One source card: title, who says it, where it ran, paragraph, the passage with the quote
-    marked (and, from a scan, the scanned line), the article.
-    ``near``: a sentence that came close on a refusal, numbered (n) rather than cited [n]."""
+    """One source card for one paragraph: title, who says it, where it ran, the paragraph with
+    each quote of ``cited`` marked (and, from a scan, the scanned lines), the article.
+    ``near``: sentences that came close on a refusal, numbered (n) rather than cited [n]."""
+    c = cited[0]
     speaker = c.speaker or c.interviewee
     who = f" · {_escape(speaker)}" if speaker else ""
     published = " ".join(_escape(x) for x in (c.publisher, c.date) if x)
     page = f" · 第{c.page}页" if c.page else ""
-    meta = f"{_escape(Path(c.source).name)}{' · ' + published if published else ''}{page} · 第{c.paragraph}段 · 字符 {c.start}–{c.end}"
-    scanned = f'<div class="src-scan"><img alt="扫描原文 the scanned line" src="{scan}"></div>' if scan else ""
-    passage_html = _highlight(passage, c.start - passage_start, c.end - passage_start)
-    kind, label = ("src-card src-near", f"({c.n})") if near else ("src-card", f"[{c.n}]")
+    spans = "、".join(f"{x.start}–{x.end}" for x in cited)
+    meta = f"{_escape(Path(c.source).name)}{' · ' + published if published else ''}{page} · 第{c.paragraph}段 · 字符 {spans}"
+    marks = [(x.start - passage_start, x.end - passage_start, "") for x in cited]
+    kind = "src-card src-near" if near else "src-card"
+    labels = "".join(f"({x.n})" if near else f"[{x.n}]" for x in cited)
+    anchors = "".join(f'<span id="cite-{x.n}"></span>' for x in cited[1:])  # each [n] link lands here
     return (
-        f'<div class="{kind}" id="cite-{c.n}">'
-        f"<h4>{label} 《{_escape(c.title)}》{who}</h4>"
+        f'<div class="{kind}" id="cite-{c.n}">{anchors}'
+        f"<h4>{labels} 《{_escape(c.title)}》{who}</h4>"
         f'<div class="src-meta">{meta}</div>'
-        f'<div class="src-passage">{passage_html}</div>{scanned}'
+        f'<div class="src-passage">{_highlight(passage, marks)}</div>{scans}'
         f"<details><summary>在文章中查看 · show in article</summary>"
-        f'<div class="src-article">{article_html}</div>'
+        f'<div class="src-article">{article}</div>'
         f'<a href="#art-{c.n}">↓ 跳到引文 · jump to the quote</a></details>'
         f"</div>"
     )
 
 
-def article_html(text: str, paragraphs, c: Citation) -> str:
-    """The article, paragraph by paragraph (paywall markers never shown), the quote marked."""
+def article_html(text: str, paragraphs, cited: list[Citation]) -> str:
+    """The article, paragraph by paragraph (paywall markers never shown), the quotes marked."""
     parts = []
     for p in paragraphs:
         body = text[p.start : p.end]
@@ -164,10 +174,8 @@ def article_html(text: str, paragraphs, c: Citation) -> str:
         before = text[text.rfind("\n", 0, p.start) + 1 : p.start]
         spoken = before.rstrip(" *_\u3000").endswith(("：", ":"))
         label = f'<span class="src-label">{_escape(before)}</span>' if spoken else ""
-        if p.start <= c.start < p.end:
-            parts.append(label + _highlight(body, c.start - p.start, c.end - p.start, f"art-{c.n}"))
-        else:
-            parts.append(label + _escape(body))
+        marks = [(c.start - p.start, c.end - p.start, f"art-{c.n}") for c in cited if p.start <= c.start < p.end]
+        parts.append(label + _highlight(body, marks))
     return "\n".join(parts)
 
 
@@ -198,21 +206,34 @@ def sources_html(answer: Answer, documents) -> str:
 
 
 def _cards(citations, documents, near: bool = False) -> str:
-    """A card for each citation: its quote marked in its paragraph, its article behind a fold."""
-    cards = []
+    """A card for each cited paragraph (its quotes marked in it, in the order first cited), its article behind a fold."""
+    groups: dict[tuple, list[Citation]] = {}
     for c in citations:
+        groups.setdefault((c.doc_hash, c.article, c.paragraph), []).append(c)
+    cards = []
+    for cited in groups.values():
+        c = cited[0]
         try:
             doc = documents.load(c.doc_hash)
-        except Exception:  # the document was removed since: show the quote alone
-            cards.append(citation_card(c, c.quote, c.start, _escape(c.quote), near))
+        except Exception:  # the document was removed since: show the quotes alone
+            cards += [citation_card([x], x.quote, x.start, _escape(x.quote), near) for x in cited]
             continue
         article = doc.articles[c.article - 1] if 0 < c.article <= len(doc.articles) else None
         paragraphs = article.paragraphs if article else ()
         paragraph = next((p for p in paragraphs if p.number == c.paragraph), None)
-        p_start, p_end = (paragraph.start, paragraph.end) if paragraph else (c.start, c.end)
-        article = article_html(doc.text, paragraphs, c)
-        cards.append(citation_card(c, doc.text[p_start:p_end], p_start, article, near, scanned_line(doc, c)))
+        p_start = paragraph.start if paragraph else min(x.start for x in cited)
+        p_end = paragraph.end if paragraph else max(x.end for x in cited)
+        scans = "".join(dict.fromkeys(_scan_html(scanned_line(doc, x)) for x in cited))
+        cards.append(
+            citation_card(
+                cited, doc.text[p_start:p_end], p_start, article_html(doc.text, paragraphs, cited), near, scans
+            )
+        )
     return "".join(cards)
+
+
+def _scan_html(scan: str) -> str:
+    return f'<div class="src-scan"><img alt="扫描原文 the scanned line" src="{scan}"></div>' if scan else ""
 
 
 def scanned_line(doc, c: Citation) -> str:
