@@ -20,21 +20,43 @@ try:
 except Exception:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
-_assistants: dict = {}
+_assistant: list = [None, None]  # (key, assistant): the one for the settings of the last call
 _lock = threading.Lock()
 
 
 def default_assistant():
-    """The assistant for the current ``RAG_*`` settings, created on first use and then reused."""
+    """The assistant for the current ``RAG_*`` settings, created on first use and then reused.
+
+    One is kept: when the settings answering reads change, the next is made (with the same
+    loaded model when the embedding settings are the same) and the last let go.
+    """
     from rag.assistant import Assistant
     from rag.config import Settings
 
     settings = Settings.from_env()
-    key = repr(settings)
+    key = answering_key(settings)
     with _lock:
-        if key not in _assistants:
-            _assistants[key] = Assistant(settings)
-        return _assistants[key]
+        known, current = _assistant
+        if known != key:
+            same_model = current is not None and _model_of(current.settings) == _model_of(settings)
+            _assistant[:] = [key, Assistant(settings, current.embedder if same_model else None)]
+        return _assistant[1]
+
+
+def answering_key(settings) -> tuple:
+    """What answering reads, as a key: the page's and the API's own settings (its login, its keys,
+    its port and queue) left out, the LLM's key only as a hash -- no secret is kept in it."""
+    import dataclasses
+    import hashlib
+
+    answering = dataclasses.replace(
+        settings, ui_auth=None, api_keys=(), llm_api_key=None, ui_port=0, ui_concurrency=1, ui_queue_size=1
+    )
+    return repr(answering), hashlib.sha256((settings.llm_api_key or "").encode()).hexdigest()
+
+
+def _model_of(settings) -> tuple:
+    return settings.embed_model, settings.embed_backend, settings.device, settings.model_cache
 
 
 def ask(question: str, history=None, top_k: int | None = None, sources=None, interviewees=None) -> Answer:

@@ -61,6 +61,8 @@ class Settings:
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser()
         self.model_cache = Path(self.model_cache).expanduser() if self.model_cache else self.home / "models"
+        if not self.embed_model.strip():
+            raise ConfigError("RAG_EMBED_MODEL is empty: unset it for the bundled model, or name a model or folder.")
         if self.chunk_size < 50:
             raise ConfigError("RAG_CHUNK_SIZE must be at least 50 characters.")
         if self.chunk_size > 1000:

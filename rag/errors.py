@@ -13,6 +13,10 @@ class ModelError(RagError):
     """The embedding model cannot be found, converted or loaded."""
 
 
+class StoreUnavailable(RagError):
+    """The Chroma server named by RAG_CHROMA_HOST cannot be reached."""
+
+
 class ParseError(RagError):
     """A file cannot be read as text (wrong format, corrupt, empty, binary)."""
 

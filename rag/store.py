@@ -18,7 +18,7 @@ from langchain_classic.storage import LocalFileStore
 from langchain_core.embeddings import Embeddings
 
 from rag.config import Settings
-from rag.errors import IndexBusyError, IndexMissingError, RagError, StorageFullError
+from rag.errors import IndexBusyError, IndexMissingError, RagError, StorageFullError, StoreUnavailable
 from rag.home import private_home, tighten
 from rag.types import Article, Paragraph, ParsedDocument, Region
 
@@ -35,7 +35,7 @@ def chroma_client(settings: Settings):
         try:
             return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
         except Exception as e:  # connection refused, wrong version...
-            raise RagError(
+            raise StoreUnavailable(
                 f"cannot reach the Chroma server at {settings.chroma_host}:{settings.chroma_port} ({e})"
             ) from e
     path = private_home(settings.home) / "chroma"

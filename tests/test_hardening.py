@@ -269,3 +269,51 @@ def test_an_upload_whose_copy_was_cut_short_is_let_go(tmp_path, fake_embedder):
     report = ingest([], settings, embedder=fake_embedder)
     assert report.files == [] and pending_sources(settings.home) == frozenset()
     assert not folder.exists() and list_documents(settings) == []
+
+
+def test_the_assistant_cache_keeps_no_secret_and_one_model(monkeypatch, tmp_path):
+    import rag
+    from rag.config import Settings
+
+    base = Settings(home=tmp_path, ui_auth="admin:secret-password", api_keys=("k-12345678",), llm_api_key="sk-abc")
+    key = rag.answering_key(base)
+    assert not any(secret in str(key) for secret in ("secret-password", "k-12345678", "sk-abc"))
+    assert key == rag.answering_key(Settings(home=tmp_path, llm_api_key="sk-abc"))  # the page's login is not answering
+    assert key != rag.answering_key(Settings(home=tmp_path, llm_api_key="sk-other"))
+    monkeypatch.setenv("RAG_HOME", str(tmp_path))
+    monkeypatch.setenv("RAG_UI_AUTH", "admin:secret-password")
+    first = rag.default_assistant()
+    monkeypatch.setenv("RAG_UI_AUTH", "admin:another-password")
+    assert rag.default_assistant() is first
+    monkeypatch.setenv("RAG_TOP_K", "7")
+    second = rag.default_assistant()
+    assert second is not first and second.embedder is first.embedder  # one model, not a second
+
+
+def test_server_side_faults_are_503_and_a_blank_model_name_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    import pytest
+    from fastapi.testclient import TestClient
+
+    from rag.config import Settings
+    from rag.errors import ConfigError, ModelError, StoreUnavailable
+    from tests.test_api import FakeAssistant, FakeCollection
+    from ui.api import create_api
+
+    class Failing(FakeAssistant):
+        def ask(self, *args, **kwargs):
+            raise self.error
+
+    assistant = Failing(Settings(home=tmp_path))
+    http = TestClient(create_api(assistant, FakeCollection(), loopback=True))
+    for error in (ModelError("cannot load embedding model"), StoreUnavailable("cannot reach the Chroma server")):
+        assistant.error = error
+        reply = http.post("/v1/answers", json={"question": "q"})
+        assert reply.status_code == 503 and reply.json()["error"]["message"] == str(error)
+    with pytest.raises(ConfigError, match="RAG_EMBED_MODEL is empty"):
+        Settings(embed_model="  ")
+    env = {"RAG_EMBED_MODEL": "  ", "RAG_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-m", "ui.cli", "ask", "问题"], env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and "RAG_EMBED_MODEL is empty" in done.stderr and "Traceback" not in done.stderr

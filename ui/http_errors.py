@@ -9,11 +9,27 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from rag.errors import IndexBusyError, IndexMissingError, RagError, StorageFullError, UnknownFilterError
+from rag.errors import (
+    IndexBusyError,
+    IndexMissingError,
+    ModelError,
+    RagError,
+    StorageFullError,
+    StoreUnavailable,
+    UnknownFilterError,
+)
 
 log = logging.getLogger(__name__)
 
-_STATUS = {UnknownFilterError: 400, IndexMissingError: 503, IndexBusyError: 409, StorageFullError: 507}
+# A fault of the server's side (its model, its store) is a 503, not the client's 400.
+_STATUS = {
+    UnknownFilterError: 400,
+    IndexMissingError: 503,
+    ModelError: 503,
+    StoreUnavailable: 503,
+    IndexBusyError: 409,
+    StorageFullError: 507,
+}
 # OpenAI's error types by status, so its clients raise the matching exception with our message.
 _ERROR_TYPES = {
     400: "invalid_request_error",
