@@ -138,3 +138,46 @@ def test_the_default_backend_loads_without_torch(e5, model_cache):
             tokenizer.encode(text).ids
             == torch_model._model.tokenizer(text, truncation=True, max_length=512)["input_ids"]
         )
+
+
+def test_an_export_in_one_file_is_split_once_and_gives_the_same_vectors(tmp_path, e5):
+    """An older export (graph and weights in one file) is rewritten with its weights beside it, which
+    ONNX Runtime maps instead of copying; the vectors are the same before and after."""
+    import shutil
+
+    import numpy as np
+    import onnx
+    import pytest
+    from onnx import TensorProto, helper, numpy_helper
+
+    from rag.onnx_backend import OnnxEncoder
+
+    e5.warm_up()
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for name in ("tokenizer.json", "encoder.json"):
+        shutil.copy(e5.export_folder / name, folder / name)
+    assert (e5.export_folder / "model.onnx.data").exists()  # the default backend's own export is split
+    table = np.random.default_rng(0).standard_normal((250_037, 4)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gather", ["table", "input_ids"], ["rows"]),
+            helper.make_node("ReduceMean", ["rows"], ["embedding"], axes=[1], keepdims=0),
+        ],
+        "mean-of-rows",
+        [
+            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"]),
+            helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "tokens"]),
+        ],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", 4])],
+        [numpy_helper.from_array(table, "table")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(folder / "model.onnx"))
+    assert (folder / "model.onnx").stat().st_size > table.nbytes  # one file
+    encoder = OnnxEncoder.load(folder, False, lambda: pytest.fail("an export was there: nothing to export"))
+    assert (folder / "model.onnx").stat().st_size < 10_000 and (
+        folder / "model.onnx.data"
+    ).stat().st_size >= table.nbytes
+    ids = encoder.tokenizer.encode("query: 示例").ids
+    assert np.allclose(encoder.encode(["示例"], "query", 1)[0], table[ids].mean(axis=0))
+    assert not list(folder.glob(".externalize*"))
