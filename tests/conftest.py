@@ -159,9 +159,10 @@ def server(tmp_path_factory, model_cache):
     proc.wait(timeout=30)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Headless Chromium, no network beyond the page's own server."""
+    """Headless Chromium, no network beyond the page's own server.  Per module: Playwright's sync API
+    keeps an event loop running in the main thread while it is open, which ``asyncio.run`` refuses."""
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)

@@ -43,6 +43,29 @@ def _ask(page, question: str) -> None:
     page.wait_for_timeout(300)
 
 
+def _upload(page, files: list, said: str) -> None:
+    """Upload ``files`` on the Collection tab and wait for the report to say ``said``."""
+    page.get_by_role("tab", name="资料库 Collection").click()
+    page.locator("#upload input[type=file]").set_input_files([str(f) for f in files])
+    page.wait_for_timeout(1500)
+    page.locator("#add").click()
+    page.wait_for_function(
+        "said => (document.querySelector('#collection-status')?.innerText || '').includes(said)",
+        arg=said,
+        timeout=120000,
+    )
+
+
+def _ask_removal(page, typed: str, name: str) -> str:
+    """Choose the file ``name`` (found by typing ``typed``), press Remove: the question asked."""
+    page.locator("#chosen input").fill(typed)
+    page.locator("ul[role=listbox] li").filter(has_text=name).first.click()
+    page.keyboard.press("Escape")
+    page.locator("#remove").click()
+    page.wait_for_selector("#confirm-removal", state="visible", timeout=30000)
+    return page.locator("#removal-question").inner_text()
+
+
 def _overlaps(page) -> list[tuple[str, str]]:
     boxes = []
     for selector in CONTROLS:
@@ -127,19 +150,8 @@ def test_removal_asks_first_and_the_bundled_collection_is_marked(server, browser
     page = _open(browser, server, 1280, 800)
     page.get_by_role("tab", name="资料库 Collection").click()
     page.wait_for_function("() => document.querySelector('#documents')?.innerText.includes('内置示例')", timeout=30000)
-    page.locator("#upload input[type=file]").set_input_files(str(doc))
-    page.wait_for_timeout(1500)
-    page.locator("#add").click()
-    page.wait_for_function(
-        "() => (document.querySelector('#collection-status')?.innerText || '').includes('✅ 待删除访谈.txt')",
-        timeout=120000,
-    )
-    page.locator("#chosen input").fill("待删除")
-    page.locator("ul[role=listbox] li").filter(has_text="待删除访谈.txt").first.click()
-    page.keyboard.press("Escape")
-    page.locator("#remove").click()
-    page.wait_for_selector("#confirm-removal", state="visible", timeout=30000)
-    asked = page.locator("#removal-question").inner_text()
+    _upload(page, [doc], "✅ 待删除访谈.txt")
+    asked = _ask_removal(page, "待删除", "待删除访谈.txt")
     assert "待删除访谈.txt" in asked and "个片段" in asked
     page.locator("#cancel-remove").click()
     page.wait_for_selector("#confirm-removal", state="hidden", timeout=30000)
@@ -183,20 +195,8 @@ def test_file_names_and_titles_stay_text_in_toasts_reports_and_questions(server,
     txt = tmp_path / f"<img src=http:\\\\127.0.0.1:{port}\\name>.txt"
     txt.write_text(f"<img src=http://127.0.0.1:{port}/title>\n记者：何时？\n局长：明天上午开放。", encoding="utf-8")
     page = _open(browser, server, 1280, 800)
-    page.get_by_role("tab", name="资料库 Collection").click()
-    page.locator("#upload input[type=file]").set_input_files([str(exe), str(txt)])
-    page.wait_for_timeout(1500)
-    page.locator("#add").click()
-    page.wait_for_function(
-        "() => (document.querySelector('#collection-status')?.innerText || '').includes('unsupported file type .exe')",
-        timeout=120000,
-    )
-    page.locator("#chosen input").fill("name")
-    page.locator("ul[role=listbox] li").filter(has_text="name.txt").first.click()
-    page.keyboard.press("Escape")
-    page.locator("#remove").click()
-    page.wait_for_selector("#confirm-removal", state="visible", timeout=30000)
-    assert f"《<img src=http://127.0.0.1:{port}/title>》" in page.locator("#removal-question").inner_text()
+    _upload(page, [exe, txt], "unsupported file type .exe")
+    assert f"《<img src=http://127.0.0.1:{port}/title>》" in _ask_removal(page, "name", "name.txt")
     page.locator("#confirm-remove").click()
     page.wait_for_timeout(1000)
     listener.shutdown()
