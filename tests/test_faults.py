@@ -72,14 +72,17 @@ def _fill(mount: Path, leave: int, name: str = "ballast") -> Path:
     return ballast
 
 
-def test_a_full_disk_stops_ingestion_with_one_line_and_the_next_run_completes_it(small_disk, tmp_path, e5, model_cache):
+@pytest.mark.parametrize("trials", [2, pytest.param(5, marks=pytest.mark.soak)])
+def test_a_full_disk_stops_ingestion_with_one_line_and_the_next_run_completes_it(
+    small_disk, tmp_path, e5, model_cache, trials
+):
     clean = Settings(home=tmp_path / "clean", model_cache=model_cache)
     ingest(None, clean, embedder=e5)
     expected = state(clean, e5)
     env = {**os.environ, "RAG_MODEL_CACHE": str(clean.model_cache)}
     rng = random.Random(2026)
     # The store takes ~1.3 MB: leave from nothing to nearly enough, so each trial fails at a different write.
-    for trial, leave_kb in enumerate(sorted(rng.sample(range(20, 1300, 10), 5))):
+    for trial, leave_kb in enumerate(sorted(rng.sample(range(20, 1300, 10), trials))):
         home = small_disk / f"home{trial}"
         ballast = _fill(small_disk, leave_kb * 1024)
         result = subprocess.run(

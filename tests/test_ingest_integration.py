@@ -82,7 +82,8 @@ def _no_orphans(settings: Settings, e5) -> None:
     assert sorted(lexical.ids) == sorted(in_store) == sorted(record_manager(settings).list_keys())
 
 
-def test_killed_runs_are_completed_by_the_next(tmp_path, model_cache, e5):
+@pytest.mark.parametrize("trials", [6, pytest.param(KILL_TRIALS, marks=pytest.mark.soak)])
+def test_killed_runs_are_completed_by_the_next(tmp_path, model_cache, e5, trials):
     """SIGKILL ``rag ingest`` at seeded points; the next run leaves the store as a clean ingest does."""
     folder = tmp_path / "files"
     folder.mkdir()
@@ -91,7 +92,7 @@ def test_killed_runs_are_completed_by_the_next(tmp_path, model_cache, e5):
     ingest([folder], clean, embedder=e5)
     expected = snapshot(clean)
     outcomes = []
-    for trial, (target, delay) in enumerate(_kill_points()):
+    for trial, (target, delay) in enumerate(_kill_points(trials=trials)):
         home = tmp_path / f"killed-{trial}"
         cache = home / "cache" / "embeddings"
         proc = _run_ingest(folder, home, model_cache)
@@ -114,7 +115,7 @@ def test_killed_runs_are_completed_by_the_next(tmp_path, model_cache, e5):
         _no_orphans(settings, e5)
     killed = [o for o in outcomes if o[2] == -signal.SIGKILL]
     print("kill trials (chunks embedded, delay s, exit, chunks in store when killed):", outcomes)
-    assert len(killed) >= 10, f"only {len(killed)} runs were still going when killed: {outcomes}"
+    assert len(killed) >= trials - 2, f"only {len(killed)} runs were still going when killed: {outcomes}"
     assert any(0 < o[3] < 38 for o in killed), "no trial killed a run half-way through writing"
 
 
@@ -217,26 +218,27 @@ def test_the_vector_cache_keeps_only_what_some_collection_holds(tmp_path, settin
     assert {keyed.key_encoder(t) for t in live} == cached_files()  # the other collection's vector kept
 
 
-def test_an_edit_to_a_1_mb_file_costs_what_it_changes(settings, e5, tmp_path):
-    """Real passages (CMRC 2018) in one 1 MB file, the real model: one sentence added in the middle
-    embeds again only the chunks around it, and answers quote the new text at its offsets."""
+@pytest.mark.parametrize("size", [2**18, pytest.param(2**20, marks=pytest.mark.soak)])
+def test_an_edit_to_a_large_file_costs_what_it_changes(settings, e5, tmp_path, size):
+    """Real passages (CMRC 2018) in one file of 256 KB (1 MB under soak), the real model: one sentence
+    added in the middle embeds again only the chunks around it, and answers quote the new text at its offsets."""
     import json
 
     from rag.assistant import Assistant
 
     data = json.loads((Path(__file__).parent / "data" / "cmrc2018" / "cmrc2018_dev.json").read_text(encoding="utf-8"))
-    passages, size = [], 0
+    passages, written = [], 0
     for article in data["data"]:
         for paragraph in article["paragraphs"]:
-            if size < 2**20:
+            if written < size:
                 passages.append(f"{article['title']}\n{paragraph['context']}")
-                size += len(passages[-1].encode("utf-8")) + 2
+                written += len(passages[-1].encode("utf-8")) + 2
     text = "\n\n".join(passages)
     path = tmp_path / "archive.txt"
     path.write_text(text, encoding="utf-8")
-    assert path.stat().st_size >= 2**20
+    assert path.stat().st_size >= size
     first = ingest([path], settings, embedder=e5)
-    assert not first.failed and first.added > 1000
+    assert not first.failed and first.added > size // 1024
 
     at = text.index("。", len(text) // 2) + 1
     path.write_text(text[:at] + "锦州港的新码头于去年十月建成投用。" + text[at:], encoding="utf-8")
