@@ -21,9 +21,9 @@ SEED = Path(__file__).resolve().parent.parent / "tests" / "data" / "seed_dev.jso
 
 
 def _memory(pid: int) -> dict[str, int]:
-    """VmHWM and VmRSS of ``pid``, in MB."""
+    """VmHWM, VmRSS and its parts (RssAnon: the process's own; RssFile: mapped files) of ``pid``, in MB."""
     lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    fields = dict(line.split(":", 1) for line in lines if line.startswith(("VmHWM", "VmRSS")))
+    fields = dict(line.split(":", 1) for line in lines if line.startswith(("VmHWM", "VmRSS", "RssAnon", "RssFile")))
     return {k: int(v.split()[0]) // 1024 for k, v in fields.items()}
 
 
@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     for backend in args.backends:
         row = measure(backend, questions)
         print(
-            f"| {row['backend']} | {row['start_s']:.1f} | {row['start_rss']:,} | {row['VmHWM']:,} | {row['VmRSS']:,} |"
+            f"| {row['backend']} | {row['start_s']:.1f} | {row['start_rss']:,} | {row['VmHWM']:,} | {row['VmRSS']:,} "
+            f"| {row['RssAnon']:,} | {row['RssFile']:,} |"
         )
     return 0
 

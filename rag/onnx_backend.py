@@ -6,10 +6,11 @@ is exported here with PyTorch's exporter, once, from the loaded sentence-transfo
 (mean pooling and normalisation inside the graph), and ``onnx-int8`` is ONNX Runtime's
 dynamic int8 quantization of that file.
 
-Beside the exported file go the model's own tokenizer (``tokenizer.json``) and its prompts and
-length limit (``encoder.json``): once all three are there, loading needs neither PyTorch nor
-transformers, only ONNX Runtime and the ``tokenizers`` library (under a second, against about
-nine for sentence-transformers), which is what makes a cold ``rag ask`` quick.
+Beside the exported file go the model's own tokenizer (``tokenizer.json``, read by
+``rag.model_tokens``) and its prompts and length limit (``encoder.json``): once all three are
+there, loading needs neither PyTorch nor transformers, only ONNX Runtime and the ``tokenizers``
+library (under a second, against about nine for sentence-transformers), which is what makes a
+cold ``rag ask`` quick.
 """
 
 from __future__ import annotations
@@ -127,16 +128,13 @@ class OnnxEncoder:
 
     def __init__(self, folder: Path, int8: bool) -> None:
         import onnxruntime as ort
-        from tokenizers import Tokenizer
+
+        from rag.model_tokens import ModelTokenizer
 
         settings = json.loads((folder / SETTINGS).read_text(encoding="utf-8"))
         self.prompts: dict[str, str] = settings["prompts"]
-        self.tokenizer = Tokenizer.from_file(str(folder / TOKENIZER))
-        # What sentence-transformers asks of its tokenizer: the longest first cut to the model's
-        # limit, a batch padded to its longest (the pad id is masked out, so any would do).
-        self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(settings["max_length"])
-        self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id("<pad>") or 0)
+        definition = json.loads((folder / TOKENIZER).read_text(encoding="utf-8"))
+        self.tokens = ModelTokenizer(definition, settings["max_length"])
         self.session = ort.InferenceSession(str(model_file(folder, int8)), providers=ort.get_available_providers())
 
     @classmethod
@@ -164,12 +162,8 @@ class OnnxEncoder:
         out = np.zeros((len(texts), 0), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
             chosen = order[start : start + batch_size]
-            encoded = self.tokenizer.encode_batch([prefix + texts[i] for i in chosen])
-            feeds = {
-                "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
-                "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
-            }
-            vectors = self.session.run(None, feeds)[0]
+            ids, mask = self.tokens.batch([prefix + texts[i] for i in chosen])
+            vectors = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
             if out.shape[1] == 0:
                 out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
             out[chosen] = vectors

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -132,12 +134,31 @@ def test_the_default_backend_loads_without_torch(e5, model_cache):
     assert vector == e5.embed_query("市住建局取消了哪些纸质申报材料？")
     torch_model = load_embedder(Settings(model_cache=model_cache, embed_backend="torch"))
     torch_model.warm_up()
-    tokenizer = e5._onnx.tokenizer
-    for text in ("passage: 乡村教育要实现怎样的转变？", "query: " + "互联网+政务服务" * 200, "passage: "):
-        assert (
-            tokenizer.encode(text).ids
-            == torch_model._model.tokenizer(text, truncation=True, max_length=512)["input_ids"]
-        )
+    # The same token ids as sentence-transformers' tokenizer: the bundled texts, long ones cut, and
+    # random text thick with the characters the character map replaces and ones no piece holds.
+    import random
+
+    tokens = e5._onnx.tokens
+    mapped = sorted(tokens.characters)
+    assert len(mapped) > 4000  # the bundled model's map, done by str.translate
+    rng = random.Random(7)
+
+    def character() -> str:
+        roll = rng.random()
+        if roll < 0.3:
+            return chr(rng.choice(mapped))
+        if roll < 0.6:
+            code = rng.randint(0x20, 0x2FFFF)
+            return "A" if 0xD800 <= code <= 0xDFFF else chr(code)  # no lone surrogates
+        return rng.choice("市住建局，。 ab  1")
+
+    corpus = (Path(__file__).parent.parent / "ingest" / "data" / "leader_interviews.txt").read_text(encoding="utf-8")
+    texts = [corpus[i : i + 400] for i in range(0, len(corpus), 400)] + [corpus[:4000], ""]
+    texts += ["".join(character() for _ in range(rng.randint(1, 700))) for _ in range(150)]
+    for text in texts:
+        for prefix in ("passage: ", "query: "):
+            expected = torch_model._model.tokenizer(prefix + text, truncation=True, max_length=512)["input_ids"]
+            assert tokens.ids(prefix + text) == expected, text[:40]
 
 
 def test_an_export_in_one_file_is_split_once_and_gives_the_same_vectors(tmp_path, e5):
@@ -178,6 +199,6 @@ def test_an_export_in_one_file_is_split_once_and_gives_the_same_vectors(tmp_path
     assert (folder / "model.onnx").stat().st_size < 10_000 and (
         folder / "model.onnx.data"
     ).stat().st_size >= table.nbytes
-    ids = encoder.tokenizer.encode("query: 示例").ids
+    ids = encoder.tokens.ids("query: 示例")
     assert np.allclose(encoder.encode(["示例"], "query", 1)[0], table[ids].mean(axis=0))
     assert not list(folder.glob(".externalize*"))
