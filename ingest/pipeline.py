@@ -29,7 +29,7 @@ from langchain_core.embeddings import Embeddings
 
 from ingest.budget import read_document
 from ingest.chunk import chunk_document
-from ingest.parse import SUPPORTED_SUFFIXES
+from ingest.files import FileOutcome, collect_files, remember, to_read
 from ingest.records import (
     all_metadata,
     chunk_key,
@@ -67,19 +67,6 @@ BUNDLED_COLLECTION = Path(__file__).parent / "data" / "leader_interviews.txt"
 # The bundled collection is stored under this name, not its install path: a reinstall
 # elsewhere sharing RAG_HOME finds it indexed already instead of indexing it twice.
 BUNDLED_SOURCE = "<bundled>/leader_interviews.txt"
-
-
-@dataclass
-class FileOutcome:
-    """What happened to one file."""
-
-    path: str
-    status: str  # "indexed", "unchanged", "failed", "skipped"
-    reason: str = ""
-    added: int = 0
-    deleted: int = 0
-    unchanged: int = 0
-    moved: int = 0  # unchanged chunks whose offsets or paragraph numbers were updated in place
 
 
 @dataclass
@@ -136,40 +123,6 @@ class Progress:
     def _emit(self) -> None:
         if self.callback:
             self.callback(self.done, self.total, self.label)
-
-
-def collect_files(paths: Iterable[Path]) -> tuple[list[Path], list[FileOutcome]]:
-    """The supported files among ``paths`` (folders are walked), and an outcome for every other
-    file given: nothing is left out of the run's report without a word."""
-    files: list[Path] = []
-    skipped: list[FileOutcome] = []
-    for raw in paths:
-        path = Path(raw).expanduser()
-        if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                parts = child.relative_to(path).parts
-                if any(part.startswith(".") for part in parts[:-1]):
-                    continue  # inside a hidden folder (.git, .rag): the folder is reported once
-                if parts[-1].startswith("."):
-                    skipped.append(
-                        FileOutcome(str(child), "skipped", "hidden " + ("folder" if child.is_dir() else "file"))
-                    )
-                elif child.is_file():
-                    _sort(child, files, skipped)
-        elif path.is_file():
-            _sort(path, files, skipped)
-        else:
-            skipped.append(FileOutcome(str(path), "failed", "no such file or folder"))
-    seen: set[str] = set()
-    skipped = [s for s in skipped if not (s.path in seen or seen.add(s.path))]
-    return list(dict.fromkeys(files)), skipped
-
-
-def _sort(path: Path, files: list[Path], skipped: list[FileOutcome]) -> None:
-    if path.suffix.lower() in SUPPORTED_SUFFIXES:
-        files.append(path.resolve())
-    else:
-        skipped.append(FileOutcome(str(path), "skipped", f"unsupported type {path.suffix or '(none)'}"))
 
 
 def _to_documents(chunks: list[Chunk]):
@@ -257,6 +210,8 @@ def ingest(
     files, report.files = collect_files([BUNDLED_COLLECTION] if paths is None else paths)
     left = pending_sources(settings.home)  # what a stopped run (or an upload) left journaled
     files += [f for f in cut_short(left, {BUNDLED_SOURCE: BUNDLED_COLLECTION}) if f not in files]
+    unchanged, files, read = to_read(settings, files, left)  # read: the hash of each file's bytes, as parsed
+    report.files += unchanged
     parsed, failed = parse_files(files, settings, cancel, on_progress)
     report.files += failed
     with storage_errors(settings), ingest_lock(settings):
@@ -271,9 +226,13 @@ def ingest(
         changes: dict[str, list[Chunk]] = {source: [] for source in healed}
         if any(doc.source == BUNDLED_SOURCE for doc, _ in parsed):
             changes |= forget(run.store, run.records, _legacy_bundled(run.store), report)
+        whole = []  # (path, source, chunks, hash of the bytes read) of each file now in whole
         for doc, chunks in parsed:
             outcome = _index_file(doc, chunks, run)
             report.files.append(outcome)
+            path = BUNDLED_COLLECTION.resolve() if doc.source == BUNDLED_SOURCE else Path(doc.source)
+            if path in read:
+                whole.append((path, doc.source, len(chunks), read[path]))
             if outcome.status == "indexed":
                 changes[doc.source] = chunks
         if prune:
@@ -286,6 +245,7 @@ def ingest(
             mark_changed(settings, run.collection, changes)
         else:
             ensure_lexical(settings, run.collection)
+        remember(settings, whole)  # the next run finds these unchanged without reading them
     report.seconds = time.perf_counter() - began
     return report
 

@@ -26,13 +26,13 @@ def private_home(home: Path) -> Path:
 
 
 def tighten(folder: Path, recurse: bool = True) -> None:
-    """Files in ``folder`` open to other users made 0600 (said once in the log)."""
+    """Files in ``folder`` open to other users made 0600."""
     files = folder.rglob("*") if recurse else folder.iterdir()
     loose = [p for p in files if p.is_file() and not p.is_symlink() and p.stat().st_mode & 0o077]
     for path in loose:
         path.chmod(0o600)
-    if loose:
-        log.warning("%d files under %s were readable by other users; they are now 0600", len(loose), folder)
+    if loose:  # most are the store's own new files, made with the process's umask: not worth a warning
+        log.debug("%d files under %s made readable by their owner only", len(loose), folder)
 
 
 # A document being written is journaled in RAG_HOME/pending from before its first chunk is

@@ -261,3 +261,36 @@ def test_stored_documents_reach_the_disk_before_they_are_renamed_into_place(
     synced.clear()
     rag.store.write_atomically(tmp_path / "vector.json", b"[0.1]", durable=False)  # a cache entry
     assert synced == []
+
+
+def test_unchanged_files_are_found_unchanged_without_being_read(settings, fake_embedder, tmp_path, monkeypatch):
+    """Size and content hash as recorded, chunks all there: not parsed again.  An edit, a removal, a
+    new chunk size or a store that disagrees with its records: read again."""
+    import dataclasses
+    import os
+    from pathlib import Path
+
+    import ingest.pipeline as pipeline
+    from ingest.collection import remove_documents
+
+    folder = tmp_path / "files"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"f{i}.txt").write_text(f"访谈{i}\n局长：第{i}项改革已经完成。", encoding="utf-8")
+    first = ingest([folder], settings, embedder=fake_embedder)
+    real, read = pipeline.read_document, []
+    monkeypatch.setattr(
+        pipeline, "read_document", lambda path, *a, **k: read.append(Path(path).name) or real(path, *a, **k)
+    )
+    os.utime(folder / "f0.txt", (1, 1))  # a new mtime, the same bytes
+    again = ingest([folder], settings, embedder=fake_embedder)
+    assert read == [] and [f.status for f in again.files] == ["unchanged"] * 3
+    assert again.unchanged == first.added
+    (folder / "f1.txt").write_text("访谈1\n局长：第1项改革明年完成。", encoding="utf-8")
+    assert ingest([folder], settings, embedder=fake_embedder).added >= 1 and read == ["f1.txt"]
+    remove_documents(settings, [str((folder / "f2.txt").resolve())], embedder=fake_embedder)
+    read.clear()
+    assert ingest([folder], settings, embedder=fake_embedder).added >= 1 and read == ["f2.txt"]
+    read.clear()
+    ingest([folder], dataclasses.replace(settings, chunk_size=120), embedder=fake_embedder)
+    assert sorted(read) == ["f0.txt", "f1.txt", "f2.txt"]
