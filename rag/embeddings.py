@@ -45,6 +45,8 @@ class SentenceTransformerEmbedder(Embeddings):
 
     def warm_up(self) -> None:
         """Load the model now instead of on the first call."""
+        if self._prompts is not None:  # loaded: every question passes here, without the lock
+            return
         with self._lock:
             if self._prompts is not None:
                 return
