@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+import contextvars
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from rag.question import Question
 from rag.types import Answer, Hit, cite
 
-# Text so far, as it grows; the generator's return value is the finished answer.
-Pieces = Generator[str, None, Answer]
+# The text so far, as it grows (str), then the finished answer (Answer), always last.
+Pieces = Iterator[str | Answer]
 
 
 class Answerer:
@@ -18,7 +19,7 @@ class Answerer:
     mode = "answerer"
 
     def stream(self, question: Question, hits: list[Hit]) -> Pieces:
-        """Yield the answer's text as it grows; return the finished ``Answer``."""
+        """Yield the answer's text as it grows, then the finished ``Answer``."""
         raise NotImplementedError
 
     def answer(self, question: Question, hits: list[Hit]) -> Answer:
@@ -31,21 +32,27 @@ class Answerer:
 
 
 class AnswerStream:
-    """An answer on its way: iterate for its text as it grows, call ``answer()`` for the result."""
+    """An answer on its way: iterate for its text as it grows, call ``answer()`` for the result.
+
+    Every step of the answer runs in a context of its own (a copy of the caller's), whichever
+    thread asks for the next piece: what the answer pins there (the index snapshot, see
+    ``rag.retrieval.Snapshot``) lasts as long as the answer and is seen by no other.
+    """
 
     def __init__(self, pieces: Pieces) -> None:
         self._pieces = pieces
         self._answer: Answer | None = None
+        self._context = contextvars.copy_context()
 
     def __iter__(self) -> Iterator[str]:
-        if self._answer is not None:
-            return
-        while True:
-            try:
-                yield next(self._pieces)
-            except StopIteration as done:
-                self._answer = done.value
-                return
+        while self._answer is None:
+            event = self._context.run(next, self._pieces, None)
+            if isinstance(event, Answer):
+                self._answer = event
+            elif event is None:
+                raise RuntimeError("the answer's pieces ended without the answer")
+            else:
+                yield event
 
     def answer(self) -> Answer:
         """The finished answer (reads what is left of the stream first)."""
@@ -57,11 +64,13 @@ class AnswerStream:
     def of(cls, answer: Answer) -> AnswerStream:
         """A stream that only holds ``answer``."""
 
-        def pieces() -> Pieces:
-            yield answer.text
-            return answer
+        return cls(iter((answer.text, answer)))
 
-        return cls(pieces())
+
+def relay(pieces: Pieces, finish: Callable[[Answer], Answer]) -> Pieces:
+    """The text of ``pieces`` as it grows, then ``finish`` of their answer."""
+    for event in pieces:
+        yield finish(event) if isinstance(event, Answer) else event
 
 
 def with_notice(answer: Answer, *notices: str) -> Answer:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from rag.answering import Answerer, AnswerStream, Pieces, with_notice
+import contextvars
+
+from rag.answering import Answerer, AnswerStream, Pieces, relay, with_notice
 from rag.articles import ORG_END, actors, named_people
 from rag.config import Settings
 from rag.embeddings import SentenceSimilarity, load_embedder
@@ -38,7 +40,7 @@ class Assistant:
         self.retriever = HybridRetriever(self.settings, self.embedder)
         # Sentence vectors (cross-lingual questions) are kept on disk between questions.
         sentences = cached_embedder(self.settings, self.embedder, sentences=True)
-        similarity = SentenceSimilarity(self.embedder, sentences)
+        similarity = SentenceSimilarity(self.embedder, sentences, query=self.retriever.query_vector)
         self.rules = ExtractiveAnswerer(self.retriever.term_weights, similarity)
         self.scorer = ScoredAnswerer(self.retriever.term_weights, similarity, self.retriever.background)
         self.extractive = self.scorer if self.settings.answerer == "learned" else self.rules
@@ -111,9 +113,14 @@ class Assistant:
     ) -> list[Hit]:
         """Ranked chunks for ``question`` (a follow-up is read with ``history``), within the named scope."""
         q = Question.parse(question, history)
-        scope = self.scope(sources, interviewees)
         k = k or self.settings.top_k
-        return [] if q.refusal else self._retrieve(q, k, scope)[:k]
+
+        def pinned() -> list[Hit]:
+            self.retriever.pin()
+            scope = self.scope(sources, interviewees)
+            return [] if q.refusal else self._retrieve(q, k, scope)[:k]
+
+        return contextvars.copy_context().run(pinned)
 
     def _retrieve(self, question: Question, k: int, scope: Scope = Scope(), kind: str | None = None) -> list[Hit]:
         """The chunks the answerer of ``kind`` (the question's own by default) reads."""
@@ -198,13 +205,14 @@ class Assistant:
     def _pieces(self, question: Question, top_k: int | None, scope: Scope = Scope()) -> Pieces:
         if question.refusal:
             yield question.refusal
-            return Answer(question=question.text, text=question.refusal, found=False)
+            yield Answer(question=question.text, text=question.refusal, found=False)
+            return
+        self.retriever.pin()  # one read of the index for the whole answer (see AnswerStream)
         k = top_k or self.settings.top_k
         k = max(k, ACROSS_TOP_K) if question.across_interviews else k
         hits = self._retrieve(question, k, scope)
         quoted = None if self.kind_of(question) == FACTOID else self._broad(question, hits, k, scope)
-        answer = yield from self._answer_with_fallback(question, hits, quoted)
-        return with_notice(answer, question.notice)
+        yield from relay(self._answer_with_fallback(question, hits, quoted), lambda a: with_notice(a, question.notice))
 
     def _broad(self, question: Question, hits: list[Hit], k: int, scope: Scope) -> Answer:
         """The quoted answer to a broad question.  An open one is asked as a factoid when the
@@ -232,10 +240,12 @@ class Assistant:
             if quoted is not None:
                 if not quoted.found:
                     yield quoted.text
-                    return quoted
+                    yield quoted
+                    return
                 passages = self._passages(quoted)
             try:
-                return (yield from self.llm.stream(question, passages))
+                yield from self.llm.stream(question, passages)
+                return
             except LLMUnavailable as e:
                 notice = (
                     question.reply(
@@ -250,9 +260,9 @@ class Assistant:
                 )
         if quoted is not None:
             yield quoted.text
-            return with_notice(quoted, notice)
-        answer = yield from self.answerer_for(question).stream(question, hits)
-        return with_notice(answer, notice)
+            yield with_notice(quoted, notice)
+            return
+        yield from relay(self.answerer_for(question).stream(question, hits), lambda a: with_notice(a, notice))
 
     def _passages(self, answer: Answer) -> list[Hit]:
         """The chunks ``answer``'s citations quote, once each, in the order first cited."""

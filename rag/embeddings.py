@@ -130,16 +130,20 @@ class SentenceTransformerEmbedder(Embeddings):
 
 
 class SentenceSimilarity:
-    """Cosine similarity of a question to sentences; ``passages`` embeds (and may cache) the sentences."""
+    """Cosine similarity of a question to sentences; ``passages`` embeds (and may cache) the sentences,
+    ``query`` the question (``embedder.embed_query`` unless given: the retriever's, once a question)."""
 
-    def __init__(self, embedder: Embeddings, passages: Embeddings | None = None) -> None:
+    def __init__(
+        self, embedder: Embeddings, passages: Embeddings | None = None, query: Callable[[str], np.ndarray] | None = None
+    ) -> None:
         self.embedder = embedder
         self.passages = passages or embedder
+        self.query = query or embedder.embed_query
 
     def __call__(self, query: str, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros(0)
-        q = np.asarray(self.embedder.embed_query(query))
+        q = np.asarray(self.query(query))
         return np.asarray(self.passages.embed_documents(texts)) @ q
 
 

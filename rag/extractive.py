@@ -77,7 +77,7 @@ class ExtractiveAnswerer(Answerer):
     def stream(self, question: Question, hits: list[Hit]) -> Pieces:
         answer = self._answer(question, hits)
         yield answer.text
-        return answer
+        yield answer
 
     def _answer(self, question: Question, hits: list[Hit]) -> Answer:
         ranked = self.candidates(question, hits)

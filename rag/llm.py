@@ -92,9 +92,10 @@ class LLMAnswerer(Answerer):
         return cls(chat)
 
     def stream(self, question: Question, hits: list[Hit]) -> Pieces:
-        """Yield the reply as it grows; return the verified ``Answer``."""
+        """Yield the reply as it grows, then the verified ``Answer``."""
         if not hits:
-            return self.not_found(question, hits)
+            yield self.not_found(question, hits)
+            return
         import openai
 
         reply = ""
@@ -104,7 +105,7 @@ class LLMAnswerer(Answerer):
                 yield reply
         except (openai.OpenAIError, ConnectionError, TimeoutError) as e:
             raise LLMUnavailable(f"the LLM server failed ({e.__class__.__name__})") from e
-        return self.verify(question, reply, hits)
+        yield self.verify(question, reply, hits)
 
     def verify(self, question: Question, reply: str, hits: list[Hit]) -> Answer:
         """Keep the sentences a cited passage supports; quote that passage verbatim for each."""

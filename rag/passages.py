@@ -44,7 +44,7 @@ class BroadAnswerer(Answerer):
     def stream(self, question: Question, hits: list[Hit]) -> Pieces:
         answer = self.answer_from(question, hits)
         yield answer.text
-        return answer
+        yield answer
 
     def answer_from(self, question: Question, hits: list[Hit], skip: str = "") -> Answer:
         """The answer; sentences in ``skip`` (what the conversation quoted) are not quoted again."""

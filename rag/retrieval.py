@@ -8,9 +8,12 @@ can never disagree about which chunks exist.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import threading
 import time
+from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -59,6 +62,36 @@ def top_scores(scores: np.ndarray, k: int, ids: list[str]) -> list[tuple[str, fl
     return sorted(((ids[int(i)], float(scores[i])) for i in hit), key=lambda pair: (-pair[1], pair[0]))[:k]
 
 
+@dataclasses.dataclass
+class Snapshot:
+    """The index as one question sees it, read once: every step of an answer agrees on which
+    chunks exist, and what a step computes from the question (its terms, its vector, the chunks
+    it read) is there for the next."""
+
+    marker: str  # the index stamp
+    count: int
+    home: Path
+    lexical: LexicalIndex | None = None
+    terms: dict[str, Weights] = dataclasses.field(default_factory=dict)
+    vectors: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    chunks: dict[str, Chunk] = dataclasses.field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """What a BM25 side is saved under: it stands for this version of the index."""
+        return (self.marker, self.count)
+
+    @cached_property
+    def hidden(self) -> frozenset[str]:
+        """The documents being written (journaled in RAG_HOME/pending)."""
+        return pending_sources(self.home)
+
+
+# The snapshot a question pinned, per retriever.  Each answer runs in a context of its own
+# (``rag.answering.AnswerStream``), so a pin lasts exactly as long as the answer it serves.
+_PINNED: contextvars.ContextVar[dict[HybridRetriever, Snapshot] | None] = contextvars.ContextVar("pinned", default=None)
+
+
 class HybridRetriever:
     """Dense + BM25 retrieval over one collection."""
 
@@ -93,7 +126,23 @@ class HybridRetriever:
 
     def count(self) -> int:
         """How many chunks the collection holds."""
-        return self._counted(self._marker())
+        return self.snapshot().count
+
+    def snapshot(self) -> Snapshot:
+        """The pinned snapshot of the current answer, or else the index as it is now."""
+        pinned = _PINNED.get()
+        if pinned is not None and self in pinned:
+            return pinned[self]
+        marker = self._marker()
+        return Snapshot(marker, self._counted(marker), self.settings.home)
+
+    def pin(self) -> Snapshot:
+        """Read the index once for the rest of the current context (one answer): see ``Snapshot``."""
+        pinned = dict(_PINNED.get() or {})
+        pinned.pop(self, None)
+        snapshot = pinned[self] = self.snapshot()
+        _PINNED.set(pinned)
+        return snapshot
 
     def _marker(self) -> str:
         """The index stamp ingestion writes after each change (empty when there is none)."""
@@ -112,37 +161,47 @@ class HybridRetriever:
                 self._count = (marker, now, self._collection().count())
             return self._count[2]
 
-    def _stamp(self) -> tuple:
-        marker = self._marker()
-        return (marker, self._counted(marker))
-
     def lexical(self) -> LexicalIndex:
         """The BM25 side for the collection as it is now: the one ingestion saved for the
         current stamp, or, when there is none, one built from Chroma (``rag.lexical``)."""
-        key = self._stamp()
+        snapshot = self.snapshot()
+        if snapshot.lexical is not None:
+            return snapshot.lexical
+        key = snapshot.key
         with self._lock:
             if self._lexical is None or self._lexical.key != key:
-                marker, count = key
                 self._lexical = lexical.load(
-                    self.settings.home, self.settings.collection_name, marker, count, key
+                    self.settings.home, self.settings.collection_name, snapshot.marker, snapshot.count, key
                 ) or lexical.from_collection(self._collection(), key)
+            snapshot.lexical = self._lexical
             return self._lexical
+
+    def query_vector(self, text: str) -> np.ndarray:
+        """``text`` embedded as a question, once per snapshot (retrieval, the background and the
+        answerer's sentence similarity all read it)."""
+        vectors = self.snapshot().vectors
+        if text not in vectors:
+            vectors[text] = np.asarray(self.embedder.embed_query(text), dtype=np.float32)
+        return vectors[text]
 
     def background(self, text: str) -> float:
         """The mean cosine similarity of question ``text`` to the chunks of the collection."""
         centroid = self.lexical().centroid
         if centroid is None:
             return 0.0
-        return float(np.asarray(self.embedder.embed_query(text), dtype=np.float32) @ centroid)
+        return float(self.query_vector(text) @ centroid)
 
     def term_weights(self, text: str) -> Weights:
         """The weighted terms of ``text``, with inverse document frequencies from this collection."""
-        return term_weights(text, self.lexical().idf_of)
+        terms = self.snapshot().terms
+        if text not in terms:
+            terms[text] = term_weights(text, self.lexical().idf_of)
+        return terms[text]
 
     def visible(self, scope: Scope = Scope()) -> Scope:
         """``scope`` without the documents being written (journaled in RAG_HOME/pending): a
         document is answered from only once all its chunks are in."""
-        hidden = pending_sources(self.settings.home)
+        hidden = self.snapshot().hidden
         return dataclasses.replace(scope, hidden=hidden) if hidden != scope.hidden else scope
 
     def dense(self, query: str, k: int, scope: Scope = Scope()) -> list[tuple[Chunk, float]]:
@@ -150,8 +209,17 @@ class HybridRetriever:
         if self.count() == 0:
             return []
         scope = self.visible(scope)
-        results = self.store.similarity_search_with_score(query, k=k, filter=scope.where())
-        return [(Chunk.from_metadata(d.page_content, d.metadata), 1.0 - float(dist)) for d, dist in results]
+        vector = self.query_vector(query).tolist()
+        results = self.store.similarity_search_by_vector_with_relevance_scores(vector, k=k, filter=scope.where())
+        known = self.snapshot().chunks
+        found = []
+        for d, dist in results:
+            chunk = known.get(d.id) if d.id else None
+            if chunk is None:
+                chunk = Chunk.from_metadata(d.page_content, d.metadata)
+                known[chunk.id] = chunk
+            found.append((chunk, 1.0 - float(dist)))
+        return found
 
     def bm25(self, query: str, k: int, scope: Scope = Scope()) -> list[tuple[Chunk, float]]:
         """Top ``k`` chunks by BM25 over jieba tokens (within ``scope``: the others masked out)."""
@@ -173,14 +241,17 @@ class HybridRetriever:
     def chunks(self, ids: list[str]) -> dict[str, Chunk]:
         """The chunks of ``ids`` read from Chroma (BM25 keeps only their ids); one that another
         process's ingest removed since the BM25 side was loaded is simply absent."""
-        if not ids:
-            return {}
-        data = self._collection().get(ids=ids, include=["documents", "metadatas"])
-        return {i: Chunk.from_metadata(d, m) for i, d, m in zip(data["ids"], data["documents"], data["metadatas"])}
+        known = self.snapshot().chunks
+        missing = [i for i in ids if i not in known]
+        if missing:
+            data = self._collection().get(ids=missing, include=["documents", "metadatas"])
+            for i, d, m in zip(data["ids"], data["documents"], data["metadatas"]):
+                known[i] = Chunk.from_metadata(d, m)
+        return {i: known[i] for i in ids if i in known}
 
     def article(self, source: str, article: int) -> list[Chunk]:
         """Every chunk of one article, in reading order (what a summary or a passage is read from)."""
-        key = (self._marker(), source, article)
+        key = (self.snapshot().marker, source, article)
         with self._lock:
             cached = self._articles.get(key)
         if cached is None:
@@ -230,7 +301,7 @@ class HybridRetriever:
         lex = self.lexical()
         if lex.known is None:  # once per index version, not once per question or citation
             lex.known = (set(lex.sources), {p for p in lex.interviewees if p})
-        hidden = pending_sources(self.settings.home)
+        hidden = self.snapshot().hidden
         if not hidden:
             return lex.known
         shown = [(s, p) for s, p in zip(lex.sources, lex.interviewees) if s not in hidden]

@@ -238,7 +238,7 @@ class ScoredAnswerer(Answerer):
     def stream(self, question: Question, hits: list[Hit]) -> Pieces:
         answer = self._answer(question, hits)
         yield answer.text
-        return answer
+        yield answer
 
     def _answer(self, question: Question, hits: list[Hit]) -> Answer:
         threshold = self.model.threshold_for(question)

@@ -104,11 +104,12 @@ class Chunk:
         """The header and the text, as stored in the vector store and read by BM25."""
         return self.header + self.text
 
-    @property
+    @cached_property
     def id(self) -> str:
         """Identity from what the chunk says and where: its source, title and text (and its
         ``repeat`` count), never its offsets or the document's version, so that an edit
-        elsewhere in the file leaves it the same record (its offsets are updated in place)."""
+        elsewhere in the file leaves it the same record (its offsets are updated in place).
+        Hashed once; a chunk read from the store takes the id stored with it."""
         key = f"{self.source}\n{self.repeat}\n{self.indexed_text}"
         return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
@@ -183,7 +184,7 @@ class Chunk:
     @classmethod
     def from_metadata(cls, stored: str, meta: dict) -> Chunk:
         """The chunk stored as ``stored`` (header and text) with ``meta``."""
-        return cls(
+        chunk = cls(
             text=stored[int(meta.get("header_len", 0)) :],
             source=meta["source"],
             doc_hash=meta["doc_hash"],
@@ -207,6 +208,9 @@ class Chunk:
             ),
             pages=tuple(_pairs(meta.get("pages"))),
         )
+        if meta.get("chunk_id"):
+            chunk.__dict__["id"] = meta["chunk_id"]  # what cached_property would store: the id it was stored under
+        return chunk
 
 
 def _pairs(stored) -> list[tuple[int, int]]:

@@ -30,7 +30,7 @@ class FakeAssistant:
         def pieces():
             yield QUOTE
             yield "[1]"
-            return answer
+            yield answer
 
         return AnswerStream(pieces())
 

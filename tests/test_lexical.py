@@ -37,7 +37,7 @@ def test_a_new_process_loads_the_saved_index_and_finds_what_a_fresh_build_finds(
     ingest([tmp_path], settings, embedder=fake_embedder)
     assert len(tokenised) == 38  # each chunk tokenised once, at ingestion
     built = HybridRetriever(settings, fake_embedder)
-    built._lexical = rag.lexical.from_collection(built._collection(), built._stamp())
+    built._lexical = rag.lexical.from_collection(built._collection(), built.snapshot().key)
     expected = _results(built)
     assert sum(map(bool, expected)) == len(QUERIES) - 1
 

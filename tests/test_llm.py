@@ -101,7 +101,7 @@ class RecordingLLM(LLMAnswerer):
 
     def stream(self, question, hits):
         self.sent.append(list(hits))
-        return (yield from super().stream(question, hits))
+        yield from super().stream(question, hits)
 
 
 def test_broad_questions_send_the_llm_the_passages_chosen_for_their_kind(settings, fake_embedder):

@@ -47,7 +47,7 @@ class FakeAssistant:
 
         def pieces():
             yield item.text[:3]
-            return item
+            yield item
 
         return AnswerStream(pieces())
 
