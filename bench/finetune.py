@@ -1,6 +1,6 @@
 """``python -m bench.finetune``: fine-tune the e5 encoder on question -> answer-sentence pairs, and measure it.
 
-Pairs come from the *fit* part of CMRC 2018 dev and DRCD dev (``bench/split.py``, split by
+Pairs come from the *fit* part of CMRC 2018 dev and DRCD dev (``ui/evaluation/split.py``, split by
 article): a question, the sentence of its passage that holds the human answer at its offset,
 and another sentence of the same passage as a hard negative.  The loss is sentence-transformers'
 ``MultipleNegativesRankingLoss`` (the other pairs of a batch are negatives too).  The loop is a
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.split import part_of
+from ui.evaluation.split import part_of
 
 ROOT = Path(__file__).resolve().parent.parent
 SETS = {
@@ -44,8 +44,8 @@ class Example:
 
 def examples(part: str) -> list[Example]:
     """Every answerable question of the articles in ``part`` whose answer lies inside one sentence."""
-    from bench.questions import answer_offset
     from rag.text import sentence_spans
+    from ui.evaluation.questions import answer_offset
 
     found = []
     for path in SETS.values():

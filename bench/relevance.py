@@ -1,7 +1,7 @@
 """``python -m bench.relevance``: fit, calibrate and test the relevance model of broad questions.
 
 Data: CMRC 2018 dev and DRCD dev, split by article exactly as the answer scorer is
-(``bench.split``: fit 60 % / calibrate 20 % / test 20 %, a fifth of every part's articles left
+(``ui.evaluation.split``: fit 60 % / calibrate 20 % / test 20 %, a fifth of every part's articles left
 out of the index).  A question is on a topic the index holds when its article is indexed, and
 on one it does not when its article was left out.  For each question the real retriever reads
 the index and ``rag.relevance.Evidence`` is taken from its best five chunks, with the topic
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.scorer import DATASETS, indexed_sample
-from bench.split import PARTS, part_of
+from ui.evaluation.split import PARTS, part_of
 
 ROOT = Path(__file__).resolve().parent.parent
 

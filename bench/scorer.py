@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.split import PARTS, held_out, part_of
+from ui.evaluation.split import PARTS, held_out, part_of
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = {
@@ -54,11 +54,11 @@ def build_rows(name: str, work: Path, per_part: int, seed: int, top_k: int) -> d
 def indexed_sample(name: str, work: Path, per_part: int, seed: int, top_k: int = 5):
     """An assistant on the dataset's kept articles (indexed under ``work``, once) and a sample of
     ``per_part`` questions of every part, in part order."""
-    from bench.questions import load_questions
     from ingest.pipeline import ingest
     from rag.assistant import Assistant
     from rag.config import Settings
     from rag.embeddings import load_embedder
+    from ui.evaluation.questions import load_questions
 
     questions, files = load_questions(DATASETS[name], work / f"corpus-{name}", leave_out=held_out)
     base = Settings.from_env()

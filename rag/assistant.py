@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable
 
 from rag.answering import Answerer, AnswerStream, Pieces, relay, with_notice
 from rag.articles import ORG_END, actors, named_people
 from rag.config import Settings
 from rag.embeddings import SentenceSimilarity, load_embedder
 from rag.errors import IndexMissingError, LLMUnavailable, UnknownFilterError
-from rag.extractive import ExtractiveAnswerer
 from rag.passages import MoreAnswerer, PassageAnswerer, SummaryAnswerer, WhoSaidAnswerer
 from rag.question import FACTOID, MORE, OPEN, SUMMARY, WHO, History, Question
 from rag.retrieval import HybridRetriever
-from rag.scorer import ScoredAnswerer
+from rag.rules import RulesAnswerer
+from rag.scorer import LearnedAnswerer
 from rag.store import DocumentStore, cached_embedder
 from rag.terms import term_coverage
 from rag.topics import Reader
 from rag.types import Answer, Hit, Scope
+
+# The answerers of a factoid, by the name RAG_ANSWERER gives (rag.config.ANSWERERS); only the
+# chosen one is built.
+QUOTING: dict[str, Callable[[HybridRetriever, SentenceSimilarity], Answerer]] = {
+    "learned": lambda retriever, similarity: LearnedAnswerer(retriever.term_weights, similarity, retriever.background),
+    "rules": lambda retriever, similarity: RulesAnswerer(retriever.term_weights, similarity),
+}
 
 # A question across interviews needs chunks from several of them.
 ACROSS_TOP_K = 10
@@ -41,9 +49,7 @@ class Assistant:
         # Sentence vectors (cross-lingual questions) are kept on disk between questions.
         sentences = cached_embedder(self.settings, self.embedder, sentences=True)
         similarity = SentenceSimilarity(self.embedder, sentences, query=self.retriever.query_vector)
-        self.rules = ExtractiveAnswerer(self.retriever.term_weights, similarity)
-        self.scorer = ScoredAnswerer(self.retriever.term_weights, similarity, self.retriever.background)
-        self.extractive = self.scorer if self.settings.answerer == "learned" else self.rules
+        self.extractive = QUOTING[self.settings.answerer](self.retriever, similarity)
         self.reader = reader = Reader(
             self.retriever.article,
             self.retriever.term_weights,

@@ -29,6 +29,11 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"RAG_{name} must be a whole number, not {raw!r}") from e
 
 
+# The answerers that quote a factoid's sentences, as RAG_ANSWERER names them (built in
+# ``rag.assistant.QUOTING``): the learned sentence scorer, and the word-overlap rules.
+ANSWERERS = ("learned", "rules")
+
+
 @dataclass
 class Settings:
     """Everything that can be configured; ``Settings.from_env()`` reads the environment."""
@@ -85,8 +90,8 @@ class Settings:
             raise ConfigError("RAG_MAX_UNPACKED_MB and RAG_PARSE_SECONDS must be at least 1.")
         if any(len(k) < 8 for k in self.api_keys):
             raise ConfigError("each key in RAG_API_KEYS must be at least 8 characters long.")
-        if self.answerer not in ("learned", "rules"):
-            raise ConfigError(f"RAG_ANSWERER must be 'learned' or 'rules', not {self.answerer!r}.")
+        if self.answerer not in ANSWERERS:
+            raise ConfigError(f"RAG_ANSWERER must be one of {', '.join(ANSWERERS)}, not {self.answerer!r}.")
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{1,40}", self.collection):
             raise ConfigError("RAG_COLLECTION may hold letters, digits, '_' and '-' only (2 to 41 characters).")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,6 @@ def _entry(home: Path, source: str) -> Path:
 def begin_pending(home: Path, source: str) -> None:
     """Journal ``source`` as being written (a crash leaves the entry for the next run)."""
     import json
-    import os
 
     entry = _entry(home, source)
     entry.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -73,7 +73,6 @@ def pending_sources(home: Path) -> frozenset[str]:
     changed; the entries are read again only then.
     """
     import json
-    import os
 
     folder = home / PENDING
     try:
@@ -91,3 +90,23 @@ def pending_sources(home: Path) -> frozenset[str]:
             continue
     _seen[folder] = (names, frozenset(sources))
     return _seen[folder][1]
+
+
+def setup_logging(home: Path) -> None:
+    """Log lines (a reader's complaints about a broken PDF, failures) go to RAG_HOME/rag.log, not the terminal."""
+    from logging.handlers import RotatingFileHandler
+
+    root = logging.getLogger()
+    if any(getattr(h, "rag_log", False) for h in root.handlers):
+        return
+    try:
+        path = private_home(home) / "rag.log"
+        handler = RotatingFileHandler(path, maxBytes=5 * 2**20, backupCount=2, encoding="utf-8")
+        os.chmod(path, 0o600)
+    except OSError:  # a read-only home: no log file, and nothing printed either
+        handler = logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.rag_log = True
+    root.addHandler(handler)
+    for name in ("rag", "ingest", "ui"):
+        logging.getLogger(name).setLevel(logging.INFO)

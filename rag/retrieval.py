@@ -12,6 +12,7 @@ import contextvars
 import dataclasses
 import threading
 import time
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 
@@ -317,35 +318,62 @@ class HybridRetriever:
         """
         n = candidates or max(20, 4 * k)
         boost = self.near(near, scope) if near else {}
-        dense = self.dense(query, n, scope)
-        lexical = self.bm25(query, n, scope)
-        fused: dict[str, dict] = {}
-        for rank, (chunk, sim) in enumerate(dense):
-            entry = fused.setdefault(chunk.id, {"chunk": chunk, "score": 0.0})
-            entry["score"] += self.dense_weight / (RRF_K + rank + 1)
-            entry["dense_rank"], entry["similarity"] = rank + 1, sim
-        for rank, (chunk, _) in enumerate(lexical):
-            entry = fused.setdefault(chunk.id, {"chunk": chunk, "score": 0.0})
-            entry["score"] += self.lexical_weight / (RRF_K + rank + 1)
-            entry["lexical_rank"] = rank + 1
-        if boost:
-            for entry in fused.values():
-                entry["score"] += boost.get((entry["chunk"].source, entry["chunk"].article), 0.0)
-        if self.coverage_weight and fused:
+        coverage = None
+        if self.coverage_weight:
             weights = self.term_weights(query)
-            for entry in sorted(fused.values(), key=lambda e: -e["score"])[:n]:
-                entry["score"] += self.coverage_weight * term_coverage(weights, entry["chunk"].indexed_text.lower())
-        ranked = sorted(fused.values(), key=lambda e: -e["score"])[:k]
-        return [
-            Hit(
-                chunk=e["chunk"],
-                score=e["score"],
-                dense_rank=e.get("dense_rank"),
-                lexical_rank=e.get("lexical_rank"),
-                similarity=e.get("similarity"),
-            )
-            for e in ranked
-        ]
+
+            def coverage(chunk: Chunk) -> float:
+                return self.coverage_weight * term_coverage(weights, chunk.indexed_text.lower())
+
+        return fuse(
+            self.dense(query, n, scope),
+            self.bm25(query, n, scope),
+            k,
+            (self.dense_weight, self.lexical_weight),
+            boost,
+            coverage,
+            n,
+        )
+
+
+def fuse(
+    dense: list[tuple[Chunk, float]],
+    lexical: list[tuple[Chunk, float]],
+    k: int,
+    weights: tuple[float, float] = (DENSE_WEIGHT, LEXICAL_WEIGHT),
+    boost: dict[tuple[str, int], float] | None = None,
+    coverage: Callable[[Chunk], float] | None = None,
+    reranked: int = 20,
+) -> list[Hit]:
+    """The ``k`` best of two ranked lists by weighted reciprocal rank fusion (a pure function).
+
+    ``boost``: an extra score per (source, article); ``coverage``: an extra score per chunk,
+    added to the ``reranked`` best after fusion.  Ties keep the dense side's order first.
+    """
+    fused: dict[str, dict] = {}
+    for weight, ranked, name in ((weights[0], dense, "dense_rank"), (weights[1], lexical, "lexical_rank")):
+        for rank, (chunk, sim) in enumerate(ranked):
+            entry = fused.setdefault(chunk.id, {"chunk": chunk, "score": 0.0})
+            entry["score"] += weight / (RRF_K + rank + 1)
+            entry[name] = rank + 1
+            if name == "dense_rank":
+                entry["similarity"] = sim
+    if boost:
+        for entry in fused.values():
+            entry["score"] += boost.get((entry["chunk"].source, entry["chunk"].article), 0.0)
+    if coverage is not None:
+        for entry in sorted(fused.values(), key=lambda e: -e["score"])[:reranked]:
+            entry["score"] += coverage(entry["chunk"])
+    return [
+        Hit(
+            chunk=e["chunk"],
+            score=e["score"],
+            dense_rank=e.get("dense_rank"),
+            lexical_rank=e.get("lexical_rank"),
+            similarity=e.get("similarity"),
+        )
+        for e in sorted(fused.values(), key=lambda e: -e["score"])[:k]
+    ]
 
 
 class InterviewRetriever(BaseRetriever):

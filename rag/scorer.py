@@ -181,7 +181,7 @@ def candidate_sentences(hits: list[Hit]) -> list[Sentence]:
     return result
 
 
-class ScoredAnswerer(Answerer):
+class LearnedAnswerer(Answerer):
     """Quotes the sentences the learned scorer finds most likely to answer; refuses below its threshold.
 
     Args:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from bench.conversations import check_turn, format_conversations, load, run_conversations
 from ingest.pipeline import ingest
 from rag.assistant import Assistant
 from rag.config import Settings
 from rag.store import DocumentStore
 from tests.conftest import CORPUS
+from ui.evaluation.conversations import check_turn, format_conversations, load, run_conversations
 
 pytestmark = pytest.mark.slow
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from bench.evaluate import answer_correct, is_gold, load_questions, run
-from bench.report import format_report, plot_hit_at_k
 from tests.conftest import SEED_DEV
+from ui.evaluation.evaluate import answer_correct, is_gold, load_questions, run
+from ui.evaluation.report import format_report, plot_hit_at_k
 
 pytestmark = pytest.mark.slow
 

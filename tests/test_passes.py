@@ -105,3 +105,41 @@ def assistant_question(text: str):
     from rag.question import Question
 
     return Question.parse(text, None)
+
+
+def test_fusion_is_a_pure_function_of_the_two_rankings():
+    from rag.retrieval import RRF_K, fuse
+
+    def chunk(n: int) -> Chunk:
+        return Chunk(f"第{n}段。", "/a.txt", "h", 1, "t", "", n, n, 10 * n, 10 * n + 4, "text")
+
+    a, b, c = chunk(1), chunk(2), chunk(3)
+    dense, lexical = [(a, 0.9), (b, 0.8)], [(c, 5.0), (b, 3.0)]
+    hits = fuse(dense, lexical, k=3)
+    assert [h.chunk for h in hits] == [b, a, c]  # b on both sides; a before c: a tie goes to the dense side
+    assert hits[0].score == 1 / (RRF_K + 2) + 1 / (RRF_K + 2)
+    assert (hits[0].dense_rank, hits[0].lexical_rank, hits[0].similarity) == (2, 2, 0.8)
+    assert fuse(dense, lexical, k=3) == hits  # same input, same output
+    only_lexical = fuse(dense, lexical, k=1, weights=(0.0, 1.0))
+    assert [h.chunk for h in only_lexical] == [c]
+    boosted = fuse(dense, lexical, k=3, coverage=lambda ch: 1.0 if ch is c else 0.0)
+    assert boosted[0].chunk == c
+
+
+def test_one_registry_names_the_answerers_and_only_the_chosen_one_is_built(settings, fake_embedder, monkeypatch):
+    import rag.scorer
+    from rag.assistant import QUOTING
+    from rag.config import ANSWERERS
+    from rag.rules import RulesAnswerer
+    from ui.cli import build_parser
+
+    assert tuple(QUOTING) == ANSWERERS
+    parsed = build_parser().parse_args(["eval", "q.jsonl"])
+    assert tuple(parsed.answerer) == ANSWERERS
+
+    def not_built(*args, **kwargs):
+        raise AssertionError("the learned answerer was built although rules were chosen")
+
+    monkeypatch.setattr(rag.scorer.LearnedAnswerer, "__init__", not_built)
+    assistant = Assistant(dataclasses.replace(settings, answerer="rules"), embedder=fake_embedder)
+    assert isinstance(assistant.extractive, RulesAnswerer)

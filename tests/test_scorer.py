@@ -8,7 +8,7 @@ import pytest
 from rag.errors import ModelError
 from rag.features import FEATURES, asked_type, holds_type, rows, subjects
 from rag.question import Question
-from rag.scorer import GATHER, ScoredAnswerer, ScorerModel, Trees, candidate_sentences
+from rag.scorer import GATHER, LearnedAnswerer, ScorerModel, Trees, candidate_sentences
 from rag.types import Chunk, Hit
 
 TEXT = "住建局访谈\n市住建局取消纸质申报材料。审批时效提升50%以上。\n我们还建立了信用监管制度。"
@@ -23,7 +23,7 @@ def _hit(rank: int = 0, source: str = "/a.txt", article: int = 1, title: str = "
     return Hit(chunk, 1.0 / (rank + 1), dense_rank=rank + 1, lexical_rank=None, similarity=0.8)
 
 
-def _answerer(probabilities: dict[str, float], threshold: float = 0.3) -> ScoredAnswerer:
+def _answerer(probabilities: dict[str, float], threshold: float = 0.3) -> LearnedAnswerer:
     class Model:
         def __init__(self):
             self.texts: list[str] = []
@@ -40,7 +40,7 @@ def _answerer(probabilities: dict[str, float], threshold: float = 0.3) -> Scored
         model.texts = texts
         return np.full(len(texts), 0.8)
 
-    return ScoredAnswerer(lambda text: {"住建局": (1.0, [])}, similarity, lambda text: 0.7, model)
+    return LearnedAnswerer(lambda text: {"住建局": (1.0, [])}, similarity, lambda text: 0.7, model)
 
 
 def test_candidates_are_every_sentence_once_with_its_place_in_the_paragraph():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from bench import scorer
-from bench.split import PARTS, held_out, part_of
 from rag.features import FEATURES
+from ui.evaluation.split import PARTS, held_out, part_of
 
 pytest.importorskip("lightgbm")
 

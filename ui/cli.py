@@ -3,41 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
 
-from rag.config import Settings
+from rag.config import ANSWERERS, Settings
 from rag.errors import RagError
+from rag.home import setup_logging
 
 
 def _peak_memory_mb() -> float:
     import resource  # POSIX only: imported where it is used
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def setup_logging(settings: Settings) -> None:
-    """Log lines (a reader's complaints about a broken PDF, failures) go to RAG_HOME/rag.log, not the terminal."""
-    from logging.handlers import RotatingFileHandler
-
-    root = logging.getLogger()
-    if any(getattr(h, "rag_log", False) for h in root.handlers):
-        return
-    from rag.home import private_home
-
-    try:
-        path = private_home(settings.home) / "rag.log"
-        handler = RotatingFileHandler(path, maxBytes=5 * 2**20, backupCount=2, encoding="utf-8")
-        os.chmod(path, 0o600)
-    except OSError:  # a read-only home: no log file, and nothing printed either
-        handler = logging.NullHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.rag_log = True
-    root.addHandler(handler)
-    for name in ("rag", "ingest", "ui"):
-        logging.getLogger(name).setLevel(logging.INFO)
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
@@ -177,9 +155,9 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
     from tqdm import tqdm
 
-    from bench.conversations import is_conversation_file
-    from bench.evaluate import run
-    from bench.report import format_report, plot_hit_at_k
+    from ui.evaluation.conversations import is_conversation_file
+    from ui.evaluation.evaluate import run
+    from ui.evaluation.report import format_report, plot_hit_at_k
 
     bar = tqdm(total=0, desc="eval", disable=args.quiet, file=sys.stderr)
 
@@ -239,8 +217,8 @@ def _add_eval(sub) -> None:
     p.add_argument(
         "--answerer",
         nargs="+",
-        choices=("learned", "rules"),
-        default=["learned", "rules"],
+        choices=ANSWERERS,
+        default=list(ANSWERERS),
         help="extractive answerers to compare (default both: the learned scorer and the word-overlap rules)",
     )
     p.add_argument(
@@ -257,8 +235,8 @@ def _eval_conversations(args: argparse.Namespace, on_progress, bar) -> int:
     """``rag eval`` of a conversation file: pass counts per kind, beside the single factoid policy."""
     import json
 
-    from bench.conversations import SYSTEMS, format_conversations
-    from bench.conversations import run as run_conversations
+    from ui.evaluation.conversations import SYSTEMS, format_conversations
+    from ui.evaluation.conversations import run as run_conversations
 
     systems = SYSTEMS if not args.no_baselines else SYSTEMS[:1]
     try:
@@ -355,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-        setup_logging(settings)
+        setup_logging(settings.home)
         return args.func(args, settings)
     except RagError as e:
         print(f"error: {e}", file=sys.stderr)

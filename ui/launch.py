@@ -107,9 +107,9 @@ def main(argv: list[str] | None = None, serve: bool = False) -> int:
     except RagError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from ui.cli import setup_logging
+    from rag.home import setup_logging
 
-    setup_logging(settings)
+    setup_logging(settings.home)
     name = "rag serve" if serve else "rag ui"
     parser = argparse.ArgumentParser(prog=name, description="Start the API." if serve else "Start the chat page.")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")

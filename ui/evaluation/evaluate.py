@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench.baseline import LangChainDefault
-from bench.questions import Question, load_questions
-from rag.config import Settings
+from rag.config import ANSWERERS, Settings
+from ui.evaluation.baseline import LangChainDefault
+from ui.evaluation.questions import Question, load_questions
 
 KS = tuple(range(1, 11))
 
@@ -63,9 +63,6 @@ def _percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-ANSWERERS = ("learned", "rules")
-
-
 def run(
     questions_path: Path,
     corpus: list[Path] | None = None,
@@ -88,7 +85,7 @@ def run(
     workdir = Path(tempfile.mkdtemp(prefix="rag-eval-"))
     leave_out = None
     if part:
-        from bench.split import held_out, part_of
+        from ui.evaluation.split import held_out, part_of
 
         leave_out = held_out
     # With a given home, the passages are written beside it under a fixed name, so that a second

@@ -19,7 +19,9 @@ import unicodedata
 from collections import defaultdict
 from pathlib import Path
 
-SYSTEMS = ("ours", "learned", "rules")
+from rag.config import ANSWERERS
+
+SYSTEMS = ("ours", *ANSWERERS)  # the kinds of question told apart; each answerer alone
 
 
 def load(path: Path) -> list[dict]:

@@ -56,8 +56,9 @@ def sentences_of(hits: list[Hit]) -> list[Candidate]:
     return [Candidate(hit=s.hit, start=s.start, end=s.end, text=s.text, rank=s.rank) for s in candidate_sentences(hits)]
 
 
-class ExtractiveAnswerer(Answerer):
-    """Answers with the best-matching sentences of the retrieved chunks.
+class RulesAnswerer(Answerer):
+    """The word-overlap rules: quotes the retrieved chunks' sentences that hold most of the
+    question's weighted terms (for a question in another language, those closest in meaning).
 
     Args:
         term_weights: the weighted terms of a text (IDF from the lexical index).
