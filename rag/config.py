@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from rag.errors import ConfigError
@@ -19,14 +19,16 @@ def _env(name: str, default: str | None = None) -> str | None:
     return value if value not in (None, "") else default
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = _env(name)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError as e:
-        raise ConfigError(f"RAG_{name} must be a whole number, not {raw!r}") from e
+def _parsed(name: str, kind: str, raw: str):
+    """``raw`` as a field of type ``kind`` (as written in the class) wants it."""
+    if kind == "int":
+        try:
+            return int(raw)
+        except ValueError as e:
+            raise ConfigError(f"RAG_{name} must be a whole number, not {raw!r}") from e
+    if kind.startswith("tuple"):
+        return tuple(k.strip() for k in raw.split(",") if k.strip())
+    return raw
 
 
 # The answerers that quote a factoid's sentences, as RAG_ANSWERER names them (built in
@@ -34,9 +36,10 @@ def _env_int(name: str, default: int) -> int:
 ANSWERERS = ("learned", "rules")
 
 
-@dataclass
+@dataclasses.dataclass(frozen=True)
 class Settings:
-    """Everything that can be configured; ``Settings.from_env()`` reads the environment."""
+    """Everything that can be configured, each default written here once; ``Settings.from_env()``
+    reads the environment, ``dataclasses.replace`` makes a changed copy."""
 
     home: Path = DEFAULT_HOME
     model_cache: Path | None = None
@@ -64,8 +67,11 @@ class Settings:
     api_keys: tuple[str, ...] = ()  # bearer tokens the API accepts (RAG_API_KEYS, comma-separated)
 
     def __post_init__(self) -> None:
-        self.home = Path(self.home).expanduser()
-        self.model_cache = Path(self.model_cache).expanduser() if self.model_cache else self.home / "models"
+        home = Path(self.home).expanduser()
+        object.__setattr__(self, "home", home)  # frozen: __post_init__ is the one place that normalises
+        object.__setattr__(
+            self, "model_cache", Path(self.model_cache).expanduser() if self.model_cache else home / "models"
+        )
         if not self.embed_model.strip():
             raise ConfigError("RAG_EMBED_MODEL is empty: unset it for the bundled model, or name a model or folder.")
         if self.chunk_size < 50:
@@ -97,33 +103,14 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        """Build the settings from ``RAG_*`` environment variables."""
-        return cls(
-            home=Path(_env("HOME", str(DEFAULT_HOME))),
-            model_cache=_env("MODEL_CACHE"),
-            embed_model=_env("EMBED_MODEL", DEFAULT_EMBED_MODEL),
-            collection=_env("COLLECTION", "interviews"),
-            chroma_host=_env("CHROMA_HOST"),
-            chroma_port=_env_int("CHROMA_PORT", 8000),
-            chunk_size=_env_int("CHUNK_SIZE", 300),
-            chunk_overlap=_env_int("CHUNK_OVERLAP", 1),
-            top_k=_env_int("TOP_K", 5),
-            llm_base_url=_env("LLM_BASE_URL"),
-            llm_model=_env("LLM_MODEL"),
-            llm_api_key=_env("LLM_API_KEY"),
-            embed_batch_size=_env_int("EMBED_BATCH_SIZE", 16),
-            device=_env("DEVICE", "auto"),
-            embed_backend=_env("EMBED_BACKEND", "onnx"),
-            ui_concurrency=_env_int("UI_CONCURRENCY", 4),
-            ui_queue_size=_env_int("UI_QUEUE_SIZE", 64),
-            max_file_mb=_env_int("MAX_FILE_MB", 20),
-            max_unpacked_mb=_env_int("MAX_UNPACKED_MB", 64),
-            parse_seconds=_env_int("PARSE_SECONDS", 120),
-            ui_port=_env_int("UI_PORT", 7860),
-            ui_auth=_env("UI_AUTH"),
-            api_keys=tuple(k.strip() for k in (_env("API_KEYS") or "").split(",") if k.strip()),
-            answerer=_env("ANSWERER", "learned"),
-        )
+        """The settings from the environment: each field from ``RAG_<FIELD>`` (``top_k`` from
+        RAG_TOP_K, ``api_keys`` from RAG_API_KEYS, comma-separated); unset or empty, its default."""
+        values = {}
+        for field in dataclasses.fields(cls):
+            raw = _env(field.name.upper())
+            if raw is not None:
+                values[field.name] = _parsed(field.name.upper(), str(field.type), raw)
+        return cls(**values)
 
     @property
     def model_slug(self) -> str:

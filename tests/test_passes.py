@@ -143,3 +143,29 @@ def test_one_registry_names_the_answerers_and_only_the_chosen_one_is_built(setti
     monkeypatch.setattr(rag.scorer.LearnedAnswerer, "__init__", not_built)
     assistant = Assistant(dataclasses.replace(settings, answerer="rules"), embedder=fake_embedder)
     assert isinstance(assistant.extractive, RulesAnswerer)
+
+
+def test_settings_are_defined_once_read_from_rag_variables_and_documented(monkeypatch):
+    import pathlib
+    import re
+
+    import pytest
+
+    from rag.config import Settings
+    from rag.errors import ConfigError
+
+    fields = {f"RAG_{f.name.upper()}": f for f in dataclasses.fields(Settings)}
+    readme = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    table = {name for name in re.findall(r"`(RAG_[A-Z_]+)`", readme)}
+    assert set(fields) <= table, set(fields) - table  # every setting documented
+    monkeypatch.setenv("RAG_TOP_K", "7")
+    monkeypatch.setenv("RAG_API_KEYS", "abcdefgh, ijklmnop ,")
+    monkeypatch.setenv("RAG_CHROMA_HOST", "")  # empty: the default
+    read = Settings.from_env()
+    assert (read.top_k, read.api_keys, read.chroma_host) == (7, ("abcdefgh", "ijklmnop"), None)
+    assert read.chunk_size == fields["RAG_CHUNK_SIZE"].default  # the default written once, in the class
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        read.top_k = 3
+    monkeypatch.setenv("RAG_UI_PORT", "seventy")
+    with pytest.raises(ConfigError, match="RAG_UI_PORT must be a whole number"):
+        Settings.from_env()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -215,7 +216,7 @@ def test_uploads_of_wrong_type_or_size_are_refused(settings, tmp_path):
     with pytest.raises(ParseError, match="unsupported"):
         pipeline.store_upload(settings, temp, "virus.exe")
     temp.write_bytes(b"x" * (2**20 + 1))
-    settings.max_file_mb = 1
+    settings = dataclasses.replace(settings, max_file_mb=1)
     with pytest.raises(ParseError, match=r"over the limit of 1,048,576 bytes \(1 MB\)"):
         pipeline.store_upload(settings, temp, "big.txt")
     assert not (settings.home / "uploads").exists()
