@@ -17,7 +17,6 @@ by piece and the last chunk carries the same metadata, so the sum of the chunks 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -28,6 +27,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, Field
 
 from rag.references import history_of
+from rag.schema import AnswerOut
 from rag.text import count_tokens
 from rag.types import Answer
 
@@ -122,6 +122,5 @@ def metadata(answer: Answer) -> dict:
         "found": answer.found,
         "notice": answer.notice,
         "mode": answer.mode,
-        "citations": [asdict(c) for c in answer.citations],
-        "closest": [asdict(c) for c in answer.closest],
+        **AnswerOut.of(answer).model_dump(mode="json", include={"citations", "closest"}),
     }

@@ -253,3 +253,39 @@ def test_the_openai_sdk_raises_its_matching_errors(tmp_path):
     )
     with pytest.raises(openai.PermissionDeniedError, match="RAG_API_KEYS"):
         keyless.models.list()
+
+
+def test_the_schemas_are_published_and_one_serializer_shapes_every_answer(client, capsys, monkeypatch):
+    from openai.types.chat import ChatCompletion
+
+    from rag.schema import AnswerOut
+
+    http, assistant = client
+    schema = http.get("/openapi.json").json()
+    paths, models = schema["paths"], schema["components"]["schemas"]
+
+    def response_of(path: str, method: str = "post") -> str:
+        return paths[path][method]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/")[-1]
+
+    assert response_of("/v1/answers") == "AnswerOut" and "quote" in models["Citation"]["properties"]
+    assert response_of("/v1/retrieve") == "PassagesOut" and response_of("/v1/models", "get") == "ModelList"
+    assert response_of("/v1/chat/completions") == "ChatCompletion"
+    sent = http.post("/v1/answers", json={"question": "纸质材料？"}).json()
+    assert "markdown" not in sent  # only when asked for
+    expected = AnswerOut.of(_answer("纸质材料？")).payload()
+    # the API names a source as a person is shown it (relative to the collection's folder)
+    assert sent == {**expected, "citations": [{**c, "source": "a.txt"} for c in expected["citations"]]}
+    # the OpenAI SDK's own type reads the reply, extra fields kept
+    reply = ChatCompletion.model_validate(
+        http.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "纸质材料？"}]}).json()
+    )
+    assert reply.choices[0].message.content and reply.citations[0]["quote"] == QUOTE
+    # the CLI prints the same shape (rag ask --json, the answer made here by a fake assistant)
+    import ui.cli
+
+    monkeypatch.setattr("rag.assistant.Assistant", lambda *a, **k: assistant)
+    monkeypatch.setattr(
+        "rag.embeddings.load_embedder", lambda settings: type("E", (), {"load_in_background": lambda self: None})()
+    )
+    assert ui.cli.main(["ask", "--local", "--json", "纸质材料？"]) == 0
+    assert json.loads(capsys.readouterr().out) == expected

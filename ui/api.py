@@ -12,24 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import time
 import uuid
-from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
 
 from fastapi import Depends, FastAPI, File, Request, UploadFile
 from fastapi.responses import StreamingResponse
+from openai.types import CompletionUsage, Model
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from rag import __version__
 from rag.references import history_of, with_references
+from rag.schema import AnswerOut, PassageOut, PassagesOut
 from rag.text import count_tokens
-from rag.types import Answer
 from ui.http_errors import ApiError, BodyGate, errors_as_json
 
 log = logging.getLogger(__name__)
@@ -73,6 +72,13 @@ class ChatRequest(BaseModel):
     stream: bool = False
     sources: list[str] | None = Field(default=None, max_length=100)
     interviewees: list[str] | None = Field(default=None, max_length=100)
+
+
+class ModelList(BaseModel):
+    """GET /v1/models: OpenAI's list of models (this server answers as one)."""
+
+    object: Literal["list"] = "list"
+    data: list[Model]
 
 
 class Gate:
@@ -130,7 +136,6 @@ def create_api(assistant, collection, *, loopback: bool, keys: tuple[str, ...] =
     app.add_middleware(BodyGate, denial=_denial(keys, loopback), cap=_body_cap(settings))
 
     shown = _Shown(assistant)
-    answer_json = _answer_json(shown)
 
     v1 = {"dependencies": [Depends(_authorizer(keys, loopback))]}
 
@@ -139,26 +144,26 @@ def create_api(assistant, collection, *, loopback: bool, keys: tuple[str, ...] =
         """Whether the server is up and how many chunks it holds."""
         return {"status": "ok", "chunks": await run_in_threadpool(assistant.retriever.count), "version": __version__}
 
-    @app.post("/v1/answers", **v1)
-    async def answers(body: AnswerRequest) -> dict:
+    @app.post("/v1/answers", response_model=AnswerOut, response_model_exclude_none=True, **v1)
+    async def answers(body: AnswerRequest) -> AnswerOut:
         """The answer with its citations (``format=markdown`` adds the text with numbered references)."""
         history = [(t.question, t.answer) for t in body.history]
         answer = await gate.run(
             lambda: assistant.ask(body.question, history, body.top_k, body.sources, body.interviewees)
         )
-        return answer_json(answer, markdown=body.format == "markdown")
+        return AnswerOut.of(answer, shown.path, markdown=body.format == "markdown")
 
     @app.post("/v1/retrieve", **v1)
-    async def retrieve(body: RetrieveRequest) -> dict:
+    async def retrieve(body: RetrieveRequest) -> PassagesOut:
         """The ranked chunks for a question, with their text, place and scores."""
         history = [(t.question, t.answer) for t in body.history]
         hits = await gate.run(
             lambda: assistant.retrieve(body.question, body.k, history, body.sources, body.interviewees)
         )
-        return {"chunks": [_hit_json(h, shown) for h in hits]}
+        return PassagesOut(chunks=[PassageOut.of(h, shown.path) for h in hits])
 
     _document_routes(app, collection, writing, v1)
-    _chat_routes(app, assistant, gate, answer_json, v1)
+    _chat_routes(app, assistant, gate, shown, v1)
     _unknown_route(app)  # last: the routes above match first
     return app
 
@@ -199,36 +204,14 @@ class _Shown:
         self.assistant = assistant
         self._root: tuple[object, object] = (None, None)  # (the sources set it was made from, root)
 
-    def __call__(self, data: dict) -> dict:
+    def path(self, source: str) -> str:
         from ingest.collection import collection_root, shown_path
 
         settings = self.assistant.settings
         sources, _ = self.assistant.retriever.known()
         if self._root[0] is not sources:  # the common folder, once per index version
             self._root = (sources, collection_root(settings, sources))
-        return {**data, "source": shown_path(data["source"], settings, self._root[1])}
-
-
-def _hit_json(hit, shown) -> dict:
-    c = hit.chunk
-    return shown(
-        {
-            "text": hit.text,
-            "source": c.source,
-            "title": c.title,
-            "interviewee": c.interviewee,
-            "date": c.date,
-            "publisher": c.publisher,
-            "article": c.article,
-            "paragraphs": [c.para_start, c.para_end],
-            "start": c.start,
-            "end": c.end,
-            "score": hit.score,
-            "similarity": hit.similarity,
-            "dense_rank": hit.dense_rank,
-            "lexical_rank": hit.lexical_rank,
-        }
-    )
+        return shown_path(source, settings, self._root[1])
 
 
 def _document_routes(app: FastAPI, collection, writing: asyncio.Lock, v1: dict) -> None:
@@ -288,13 +271,16 @@ def _document_routes(app: FastAPI, collection, writing: asyncio.Lock, v1: dict) 
         return {"removed": row["path"], "chunks": row["chunks"]}
 
 
-def _chat_routes(app: FastAPI, assistant, gate: Gate, answer_json, v1: dict) -> None:
-    @app.get("/v1/models", **v1)
-    async def models() -> dict:
-        """The one model this server answers as."""
-        return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "local"}]}
+def _chat_routes(app: FastAPI, assistant, gate: Gate, shown: _Shown, v1: dict) -> None:
+    from openai.types.chat import ChatCompletion, ChatCompletionMessage
+    from openai.types.chat.chat_completion import Choice
 
-    @app.post("/v1/chat/completions", **v1)
+    @app.get("/v1/models", **v1)
+    async def models() -> ModelList:
+        """The one model this server answers as."""
+        return ModelList(data=[Model(id=MODEL_ID, object="model", created=0, owned_by="local")])
+
+    @app.post("/v1/chat/completions", response_model=ChatCompletion, response_model_exclude_unset=True, **v1)
     async def chat(body: ChatRequest):
         """OpenAI's chat format: the content is the answer with a references block; ``citations``
         and ``closest`` (on a refusal: the nearest sentences, not an answer) stand at the top level
@@ -309,67 +295,42 @@ def _chat_routes(app: FastAPI, assistant, gate: Gate, answer_json, v1: dict) -> 
         question, history = conversation(body.messages)
         answer = await gate.run(lambda: assistant.ask(question, history, None, body.sources, body.interviewees))
         content = with_references(answer, markdown=True) if answer.found else answer.text
-        data = answer_json(answer)
-        sources = {"citations": data["citations"], "closest": data["closest"]}
+        sent = AnswerOut.of(answer, shown.path).payload()
+        sources = {"citations": sent["citations"], "closest": sent["closest"]}
         head = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": MODEL_ID}
         usage = _usage([_text(m.content) for m in body.messages], content)
         if not body.stream:
-            message = {"role": "assistant", "content": content}
-            return {
-                **head,
-                "object": "chat.completion",
-                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                "usage": usage,
-                **sources,
-            }
-        return StreamingResponse(_chunks(head, content, {**sources, "usage": usage}), media_type="text/event-stream")
+            message = ChatCompletionMessage(role="assistant", content=content)
+            choice = Choice(index=0, message=message, finish_reason="stop")
+            return ChatCompletion(**head, object="chat.completion", choices=[choice], usage=usage, **sources)
+        return StreamingResponse(_chunks(head, content, usage, sources), media_type="text/event-stream")
 
 
-def _usage(prompt: list[str], completion: str) -> dict:
+def _usage(prompt: list[str], completion: str) -> CompletionUsage:
     """Tokens counted as jieba's words and punctuation marks (rag.text.count_tokens): no model here
     has OpenAI's tokenizer, and an extractive answer spends none; a client's budget still sees the size."""
     prompt_tokens, completion_tokens = sum(count_tokens(t) for t in prompt), count_tokens(completion)
-    return {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    }
+    return CompletionUsage(
+        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, total_tokens=prompt_tokens + completion_tokens
+    )
 
 
-def _chunks(head: dict, content: str, last: dict):
-    """Server-sent events of a checked answer: the role, the content line by line, then the
-    citations, closest sentences and usage on the last chunk."""
+def _chunks(head: dict, content: str, usage: CompletionUsage, sources: dict):
+    """Server-sent events of a checked answer (OpenAI's chunk type): the role, the content line
+    by line, then the citations, closest sentences and usage on the last chunk."""
+    from openai.types.chat import ChatCompletionChunk
+    from openai.types.chat.chat_completion_chunk import Choice, ChoiceDelta
 
-    def event(delta: dict, finish: str | None = None, **extra) -> str:
-        choice = {"index": 0, "delta": delta, "finish_reason": finish}
-        data = {**head, "object": "chat.completion.chunk", "choices": [choice], **extra}
-        return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+    def event(delta: ChoiceDelta, finish: str | None = None, **extra) -> str:
+        choice = Choice(index=0, delta=delta, finish_reason=finish)
+        chunk = ChatCompletionChunk(**head, object="chat.completion.chunk", choices=[choice], **extra)
+        return f"data: {chunk.model_dump_json(exclude_unset=True)}\n\n"
 
-    yield event({"role": "assistant", "content": ""})
+    yield event(ChoiceDelta(role="assistant", content=""))
     for line in content.splitlines(keepends=True):
-        yield event({"content": line})
-    yield event({}, "stop", **last)
+        yield event(ChoiceDelta(content=line))
+    yield event(ChoiceDelta(), "stop", usage=usage, **sources)
     yield "data: [DONE]\n\n"
-
-
-def _answer_json(shown):
-    """How an answer is sent: its text, citations and (on a refusal) closest sentences, sources as shown."""
-
-    def answer_json(answer: Answer, markdown: bool = False) -> dict:
-        data = {
-            "question": answer.question,
-            "text": answer.text,
-            "found": answer.found,
-            "notice": answer.notice,
-            "mode": answer.mode,
-            "citations": [shown(asdict(c)) for c in answer.citations],
-            "closest": [shown(asdict(c)) for c in answer.closest],  # on a refusal: nearest sentences, not an answer
-        }
-        if markdown:
-            data["markdown"] = with_references(answer, markdown=True)
-        return data
-
-    return answer_json
 
 
 def _unknown_route(app: FastAPI) -> None:

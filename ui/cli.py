@@ -73,7 +73,6 @@ def format_answer(answer) -> str:
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     import json
-    from dataclasses import asdict
 
     if not args.local and (code := _ask_through_server(args, settings)) is not None:
         return code
@@ -86,8 +85,9 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     assistant = Assistant(settings, embedder)
     answer = assistant.ask(args.question, top_k=args.top_k, sources=args.source, interviewees=args.interviewee)
     if args.json:
-        payload = {k: v for k, v in asdict(answer).items() if k != "hits"}
-        print(json.dumps(payload, ensure_ascii=False, indent=2))
+        from rag.schema import AnswerOut
+
+        print(json.dumps(AnswerOut.of(answer).payload(), ensure_ascii=False, indent=2))
     else:
         print(format_answer(answer))
     return 0 if answer.found else 3
@@ -97,7 +97,7 @@ def _ask_through_server(args: argparse.Namespace, settings: Settings) -> int | N
     """``rag ask`` answered by the running server of this RAG_HOME (its model is loaded); None: none is."""
     import json
 
-    from rag.types import Answer, Citation
+    from rag.schema import AnswerOut
     from ui.running import Refused, ask_server, server_of
 
     url = server_of(settings.home)
@@ -114,11 +114,7 @@ def _ask_through_server(args: argparse.Namespace, settings: Settings) -> int | N
     if args.json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
     else:
-        fields = {f for f in Citation.__dataclass_fields__}
-        cited = [Citation(**{k: v for k, v in c.items() if k in fields}) for c in data["citations"]]
-        closest = [Citation(**{k: v for k, v in c.items() if k in fields}) for c in data["closest"]]
-        answer = Answer(data["question"], data["text"], data["found"], cited, notice=data["notice"], closest=closest)
-        print(format_answer(answer))
+        print(format_answer(AnswerOut.model_validate(data).answer()))
     return 0 if data["found"] else 3
 
 

@@ -10,10 +10,11 @@ closest sentences -- as structured content, and as text for clients that read on
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from rag.references import with_references
+from rag.schema import AnswerOut, PassageOut
 
 INSTRUCTIONS = (
     "Answers questions about a collection of Chinese interview articles with verbatim, checkable "
@@ -47,14 +48,8 @@ def build_server(assistant, collection=None):
         """Answer a question from the collection: text with [n] markers, found, citations, closest."""
         with _said():
             answer = assistant.ask(question, sources=sources, interviewees=interviewees)
-        return {
-            "text": answer.text,
-            "found": answer.found,
-            "notice": answer.notice,
-            "citations": [asdict(c) for c in answer.citations],
-            "closest": [asdict(c) for c in answer.closest],
-            "with_references": with_references(answer) if answer.found else answer.text,
-        }
+        sent = AnswerOut.of(answer).payload()
+        return {**sent, "with_references": with_references(answer) if answer.found else answer.text}
 
     @server.tool()
     def retrieve(
@@ -63,20 +58,7 @@ def build_server(assistant, collection=None):
         """The passages ranked for a question, with their text, file, title, interviewee and offsets."""
         with _said():
             hits = assistant.retrieve(question, k=k, sources=sources, interviewees=interviewees)
-        return {
-            "passages": [
-                {
-                    "text": h.text,
-                    "source": h.source,
-                    "title": h.title,
-                    "interviewee": h.chunk.interviewee,
-                    "start": h.start,
-                    "end": h.end,
-                    "score": h.score,
-                }
-                for h in hits
-            ]
-        }
+        return {"passages": [PassageOut.of(h).model_dump(mode="json") for h in hits]}
 
     @server.tool()
     def documents() -> dict[str, Any]:
