@@ -162,7 +162,7 @@ def ask_stage(home: Path, started: float) -> dict:
 
 def rebuild_stage(home: Path) -> dict:
     """The BM25 side rebuilt from the chunk table (what every run that changes something ends with)."""
-    from rag import lexical
+    from ingest import lexical
     from rag.config import Settings
     from rag.store import chroma_client
 

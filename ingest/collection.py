@@ -11,20 +11,11 @@ from pathlib import Path
 from ingest.parse import SUPPORTED_SUFFIXES, over_limit
 from ingest.pipeline import BUNDLED_COLLECTION, BUNDLED_SOURCE, IngestReport, ingest
 from ingest.records import collect_garbage, delete_in_batches, discard_upload, live_texts, mark_changed
+from ingest.storage import ingest_lock, prune_cache, record_manager, storage_errors
 from rag.config import Settings
 from rag.errors import ParseError, RagError
 from rag.home import begin_pending, end_pending, pending_sources
-from rag.store import (
-    DocumentStore,
-    cached_embedder,
-    chroma_client,
-    ingest_lock,
-    prune_cache,
-    read_all,
-    record_manager,
-    storage_errors,
-    vector_store,
-)
+from rag.store import DocumentStore, cached_embedder, chroma_client, read_all, vector_store
 
 
 def needs_bundled_ingest(settings: Settings) -> bool:

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.parse import SUPPORTED_SUFFIXES
+from ingest.storage import record_manager
 from rag.config import Settings
-from rag.store import record_manager
 
 
 @dataclass

@@ -46,19 +46,11 @@ from ingest.records import (
     refresh_metadata,
     tidy_after,
 )
+from ingest.storage import ingest_lock, prune_cache, record_manager, storage_errors
 from rag.config import Settings
 from rag.errors import ParseError
 from rag.home import begin_pending, end_pending, pending_sources
-from rag.store import (
-    DocumentStore,
-    cached_embedder,
-    chroma_client,
-    ingest_lock,
-    prune_cache,
-    record_manager,
-    storage_errors,
-    vector_store,
-)
+from rag.store import DocumentStore, cached_embedder, chroma_client, vector_store
 from rag.types import Chunk, ParsedDocument
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,8 @@ import logging
 import time
 from pathlib import Path
 
-from rag import lexical
+from ingest import lexical
+from rag import lexical as lexical_index
 from rag.config import Settings
 from rag.home import end_pending, pending_sources
 from rag.store import DocumentStore, read_all, write_atomically
@@ -176,7 +177,7 @@ def ensure_lexical(settings: Settings, collection) -> None:
         marker = ""
     if not marker:
         mark_changed(settings, collection)
-    elif not lexical.saved(settings.home, collection.name, marker):
+    elif not lexical_index.saved(settings.home, collection.name, marker):
         lexical.write(settings.home, collection, marker)
 
 

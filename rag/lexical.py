@@ -10,6 +10,9 @@ saves them, with the chunk ids, document frequencies, each chunk's source and in
 whose stamp has such a folder memory-maps it; one that has none (an index made by an older
 version, a collection written elsewhere) builds the same thing from Chroma, as before.
 
+Ingestion's half -- the chunk table and saving a version -- is ``ingest.lexical``; this is
+what answering reads, and the in-memory build both use.
+
 The weights are computed here, on arrays, rather than by ``bm25s.BM25.index``: that takes
 every chunk as a Python list of token strings and counts them in Python, which at a million
 chunks costs minutes and several GB on every run.  bm25s still saves, memory-maps and
@@ -22,9 +25,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import shutil
-import sqlite3
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +34,6 @@ from rag.store import iter_pages
 from rag.text import tokenize
 from rag.types import Scope
 
-SEPARATOR = "\x1f"  # between tokens in the table earlier versions kept (read once, to convert it)
 COMPLETE = "complete.json"  # written last: a folder without it is never read
 K1, B = 1.5, 0.75  # bm25s's defaults (Lucene's BM25)
 
@@ -157,90 +156,6 @@ def folder(home: Path, collection_name: str) -> Path:
     return home / "lexical" / collection_name
 
 
-def write(home: Path, collection, stamp: str, changes: dict[str, list] | None = None) -> Path:
-    """Bring the chunk table up to date and save the index for ``stamp``.
-
-    ``changes``: what this run did, source by source -- the source's chunks now, as (id,
-    stored text, interviewee), an empty list for a source removed.  Only those rows change and
-    only chunks new to the table are tokenised.  Without ``changes``, or when the table's
-    count disagrees with Chroma's afterwards (a run cut short, an index from before the table
-    existed), the table is made again from one paginated read of the collection.
-    """
-    root = folder(home, collection.name)
-    root.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(root / "chunks.sqlite")
-    try:
-        vocabulary = _open(db)
-        if changes is not None:
-            _apply(db, changes, vocabulary)
-        if changes is None or db.execute("SELECT count(*) FROM terms").fetchone()[0] != collection.count():
-            _refill(db, collection, vocabulary)
-        db.executemany("INSERT INTO vocab VALUES (?, ?)", vocabulary.new)
-        db.commit()
-        postings = Postings()
-        for row in db.execute("SELECT id, source, interviewee, columns, counts FROM terms ORDER BY rowid"):
-            postings.add(*row[:3], np.frombuffer(row[3], dtype=np.int32), np.frombuffer(row[4], dtype=np.int32))
-    finally:
-        db.close()
-    index = build(postings, vocabulary, _centroid(collection, postings.ids))
-    return _save(index, root, stamp)
-
-
-def _open(db) -> Vocabulary:
-    """The tables made when missing (a table of token strings, as earlier versions kept, is
-    converted: no chunk is tokenised again); the vocabulary they hold."""
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS terms (id TEXT PRIMARY KEY, source TEXT NOT NULL, "
-        "interviewee TEXT NOT NULL, columns BLOB NOT NULL, counts BLOB NOT NULL)"
-    )
-    db.execute("CREATE TABLE IF NOT EXISTS vocab (token TEXT PRIMARY KEY, col INTEGER NOT NULL UNIQUE)")
-    vocabulary = Vocabulary(dict(db.execute("SELECT token, col FROM vocab")))
-    if db.execute("SELECT name FROM sqlite_master WHERE name = 'chunks'").fetchone():
-        rows = db.execute("SELECT id, source, interviewee, tokens FROM chunks ORDER BY rowid")
-        _insert(db, ((i, s, p, t.split(SEPARATOR) if t else []) for i, s, p, t in rows), vocabulary)
-        db.execute("DROP TABLE chunks")
-    return vocabulary
-
-
-def _insert(db, chunks: Iterable[tuple[str, str, str, list[str]]], vocabulary: Vocabulary) -> None:
-    """Rows for (id, source, interviewee, tokens) written (replacing any of the same id)."""
-    rows = []
-    for chunk_id, source, person, tokens in chunks:
-        columns, counts = vocabulary.counted(tokens)
-        rows.append((chunk_id, source, person, columns.tobytes(), counts.tobytes()))
-        if len(rows) >= 10_000:
-            db.executemany("INSERT OR REPLACE INTO terms VALUES (?, ?, ?, ?, ?)", rows)
-            rows.clear()
-    db.executemany("INSERT OR REPLACE INTO terms VALUES (?, ?, ?, ?, ?)", rows)
-
-
-def _apply(db, changes: dict[str, list], vocabulary: Vocabulary) -> None:
-    """Each changed source's rows made equal to its chunks now (tokenising only new ones)."""
-    for source, chunks in changes.items():
-        have = {row[0] for row in db.execute("SELECT id FROM terms WHERE source = ?", (source,))}
-        now = {chunk_id for chunk_id, _, _ in chunks}
-        db.executemany("DELETE FROM terms WHERE id = ?", [(i,) for i in have - now])
-        _insert(db, ((i, source, person, tokenize(text)) for i, text, person in chunks if i not in have), vocabulary)
-        db.executemany(
-            "UPDATE terms SET interviewee = ? WHERE id = ?", [(person, i) for i, _, person in chunks if i in have]
-        )
-
-
-def _refill(db, collection, vocabulary: Vocabulary) -> None:
-    """The table made again from the collection: rows it lacks added, rows Chroma lacks removed."""
-    known = {row[0] for row in db.execute("SELECT id FROM terms")}
-    live = set()
-    for page in iter_pages(collection, ["documents", "metadatas"]):
-        live.update(page["ids"])
-        fresh = zip(page["ids"], page["documents"], page["metadatas"], strict=True)
-        _insert(
-            db,
-            ((i, m["source"], m.get("interviewee", ""), tokenize(text)) for i, text, m in fresh if i not in known),
-            vocabulary,
-        )
-    db.executemany("DELETE FROM terms WHERE id = ?", [(i,) for i in known - live])
-
-
 CENTROID_SAMPLE = 4096
 
 
@@ -258,39 +173,9 @@ def _centroid(collection, ids: list[str]) -> np.ndarray | None:
     return None if total is None else (total / count).astype(np.float32)
 
 
-def _save(index: LexicalIndex, root: Path, stamp: str) -> Path:
-    """``index`` written into ``root/stamp`` (through a partial folder renamed into place)."""
-    target, partial = root / stamp, root / f"{stamp}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
-    if index.bm25 is not None:
-        index.bm25.save(str(partial / "bm25"), show_progress=False)
-    (partial / "chunks.json").write_text(
-        json.dumps(
-            {"ids": index.ids, "sources": index.sources, "interviewees": index.interviewees}, ensure_ascii=False
-        ),
-        encoding="utf-8",
-    )
-    (partial / "idf.json").write_text(json.dumps(index.idf, ensure_ascii=False), encoding="utf-8")
-    if index.centroid is not None:
-        np.save(partial / "centroid.npy", index.centroid.astype(np.float32))
-    (partial / COMPLETE).write_text(json.dumps({"chunks": len(index.ids)}), encoding="utf-8")
-    shutil.rmtree(target, ignore_errors=True)
-    partial.rename(target)
-    return target
-
-
 def saved(home: Path, collection_name: str, stamp: str) -> bool:
     """Whether an index is saved for ``stamp``."""
     return bool(stamp) and (folder(home, collection_name) / stamp / COMPLETE).exists()
-
-
-def forget_others(home: Path, collection_name: str, stamp: str) -> None:
-    """Remove the saved versions other than ``stamp``'s (a process still reading one keeps
-    its open files where the system allows it; elsewhere it is left for the next run)."""
-    for old in folder(home, collection_name).iterdir():
-        if old.is_dir() and old.name != stamp:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def load(home: Path, collection_name: str, stamp: str, count: int, key: tuple) -> LexicalIndex | None:

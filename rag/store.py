@@ -4,12 +4,9 @@ and one JSON file per ingested document version (its text and articles) for cita
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
 import os
-import re
-import shutil
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -18,7 +15,7 @@ from langchain_classic.storage import LocalFileStore
 from langchain_core.embeddings import Embeddings
 
 from rag.config import Settings
-from rag.errors import IndexBusyError, IndexMissingError, RagError, StorageFullError, StoreUnavailable
+from rag.errors import IndexMissingError, StoreUnavailable
 from rag.home import private_home, tighten
 from rag.types import Article, Paragraph, ParsedDocument, Region
 
@@ -176,30 +173,6 @@ def cached_embedder(settings: Settings, embedder: Embeddings, sentences: bool = 
     return CacheBackedEmbeddings.from_bytes_store(embedder, store, namespace=settings.model_slug, key_encoder="sha256")
 
 
-def prune_cache(cached, live_texts: list[str]) -> int:
-    """Delete the cached vectors (and any leftover temporary file) of texts not in ``live_texts``."""
-    keyed = cached.document_embedding_store
-    live = {keyed.key_encoder(text) for text in live_texts}
-    stale = [key for key in keyed.store.yield_keys() if key not in live]
-    keyed.store.mdelete(stale)
-    return len(stale)
-
-
-def record_manager(settings: Settings):
-    """The SQL record manager LangChain's ``index()`` keeps its bookkeeping in."""
-    from langchain_classic.indexes import SQLRecordManager
-
-    private_home(settings.home)
-    manager = SQLRecordManager(
-        namespace=f"chroma/{settings.collection_name}",
-        db_url=f"sqlite:///{settings.home / 'records.sqlite'}",
-    )
-    manager.create_schema()
-    with contextlib.suppress(OSError):
-        tighten(settings.home, recurse=False)  # records.sqlite, made with the process's umask
-    return manager
-
-
 class DocumentStore:
     """One JSON file per document version, named by its content hash (never overwritten)."""
 
@@ -250,64 +223,3 @@ class DocumentStore:
     def remove(self, doc_hash: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path(doc_hash).unlink()
-
-
-@contextlib.contextmanager
-def ingest_lock(settings: Settings):
-    """Hold the index's write lock; a second writer gets IndexBusyError at once.
-
-    ``filelock`` takes an OS lock (``fcntl`` on POSIX, ``msvcrt`` on Windows) that the system
-    releases when the holder dies, so a killed run never leaves the index locked.
-    """
-    from filelock import FileLock, Timeout
-
-    private_home(settings.home)
-    lock = FileLock(settings.home / "ingest.lock", timeout=0, thread_local=False)
-    try:
-        lock.acquire()
-    except Timeout as e:
-        raise IndexBusyError(
-            f"another ingestion is writing to {settings.home}; wait for it to finish and run again"
-        ) from e
-    try:
-        yield
-    finally:
-        lock.release()
-
-
-LOW_SPACE_BYTES = 2**20
-_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
-_FULL_MESSAGE = re.compile(r"disk is full|no space left|quota exceeded", re.I)
-
-
-def is_storage_full(error: BaseException, home: Path) -> bool:
-    """Whether ``error`` comes from a full disk: by errno, by message (SQLite's and Chroma's
-    say "database or disk is full"), or, for errors that name neither (Chroma's "Error in
-    compaction"), by the space left where the index lives."""
-    cause: BaseException | None = error
-    while cause is not None:
-        if isinstance(cause, OSError) and cause.errno in _FULL_ERRNOS:
-            return True
-        if _FULL_MESSAGE.search(str(cause)):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    try:
-        return shutil.disk_usage(home).free < LOW_SPACE_BYTES
-    except OSError:
-        return False
-
-
-@contextlib.contextmanager
-def storage_errors(settings: Settings):
-    """Turn a full disk met while writing the index into one ``StorageFullError``."""
-    try:
-        yield
-    except RagError:
-        raise
-    except Exception as e:
-        if is_storage_full(e, settings.home):
-            raise StorageFullError(
-                f"no space left on the disk holding {settings.home}; free some space and run the "
-                "ingestion again (it completes this one: nothing is lost or doubled)"
-            ) from e
-        raise

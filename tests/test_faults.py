@@ -22,11 +22,12 @@ from chromadb.api.client import SharedSystemClient
 
 import rag.store
 from ingest.pipeline import ingest
+from ingest.storage import is_storage_full, record_manager
 from rag.assistant import Assistant
 from rag.config import Settings
 from rag.errors import ParseError, StorageFullError
 from rag.retrieval import HybridRetriever
-from rag.store import DocumentStore, chroma_client, is_storage_full, record_manager
+from rag.store import DocumentStore, chroma_client
 from rag.types import Chunk
 from tests.conftest import CORPUS, split_corpus
 

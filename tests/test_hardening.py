@@ -71,8 +71,9 @@ def test_rag_home_and_the_store_are_readable_by_their_owner_only(tmp_path, caplo
     import os
     import stat
 
+    from ingest.storage import record_manager
     from rag.config import Settings
-    from rag.store import chroma_client, record_manager
+    from rag.store import chroma_client
 
     def mode(path) -> int:
         return stat.S_IMODE(os.stat(path).st_mode)

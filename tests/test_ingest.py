@@ -7,8 +7,9 @@ import shutil
 import pytest
 
 from ingest.pipeline import ingest
+from ingest.storage import ingest_lock, record_manager
 from rag.errors import IndexBusyError
-from rag.store import DocumentStore, chroma_client, ingest_lock, record_manager
+from rag.store import DocumentStore, chroma_client
 from rag.types import Chunk
 from tests.conftest import CORPUS
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import ingest
+from ingest.storage import record_manager
 from rag.config import Settings
 from rag.embeddings import load_embedder
-from rag.store import DocumentStore, chroma_client, record_manager
+from rag.store import DocumentStore, chroma_client
 from rag.types import Chunk
 from tests.conftest import split_corpus
 

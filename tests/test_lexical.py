@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
+import ingest.lexical as ingest_lexical
 import rag.lexical
 from ingest.pipeline import ingest
 from rag.retrieval import HybridRetriever
@@ -26,7 +27,8 @@ def tokenised(monkeypatch) -> list[int]:
     """How many chunk texts ``rag.lexical`` tokenises, call by call."""
     calls: list[int] = []
     real = rag.lexical.tokenize
-    monkeypatch.setattr(rag.lexical, "tokenize", lambda text: calls.append(1) or real(text))
+    for module in (rag.lexical, ingest_lexical):  # building from Chroma, and ingestion's table
+        monkeypatch.setattr(module, "tokenize", lambda text: calls.append(1) or real(text))
     return calls
 
 
@@ -188,13 +190,13 @@ def test_a_table_of_token_strings_from_an_earlier_version_is_converted_without_t
         db.executemany(
             "INSERT INTO chunks VALUES (?, ?, ?, ?)",
             [
-                (i, m["source"], m["interviewee"], rag.lexical.SEPARATOR.join(tokenize(d)))
+                (i, m["source"], m["interviewee"], ingest_lexical.SEPARATOR.join(tokenize(d)))
                 for i, d, m in zip(data["ids"], data["documents"], data["metadatas"])
             ],
         )
     tokenised.clear()
     stamp = (settings.home / f"{settings.collection_name}.stamp").read_text()
-    rag.lexical.write(settings.home, collection, stamp, {})
+    ingest_lexical.write(settings.home, collection, stamp, {})
     assert not tokenised
     with sqlite3.connect(root / "chunks.sqlite") as db:
         tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
