@@ -11,7 +11,6 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from langchain_classic.storage import LocalFileStore
 from langchain_core.embeddings import Embeddings
 
 from rag.config import Settings
@@ -53,44 +52,6 @@ def vector_store(settings: Settings, embedder: Embeddings, client=None):
         client=client or chroma_client(settings),
         collection_metadata={"hnsw:space": "cosine", "embed_model": settings.embed_model},
     )
-
-
-class AtomicFileStore(LocalFileStore):
-    """LangChain's ``LocalFileStore``, made safe for a full disk or a killed process.
-
-    ``LocalFileStore.mset`` writes each value in place, so a write cut short (no space left,
-    SIGKILL) leaves a torn entry that breaks every later run that reads it.  Here a value is
-    written to a temporary file and renamed into place, an entry that does not parse reads as
-    missing (and is embedded again), and with ``best_effort`` a failed write is only logged:
-    a cache the answerer fills must not stop answers when the disk is full.
-    """
-
-    def __init__(self, root: Path, best_effort: bool = False) -> None:
-        super().__init__(str(root))
-        self.best_effort = best_effort
-
-    def mget(self, keys):
-        return [value if value is None or _parses(value) else None for value in super().mget(keys)]
-
-    def mset(self, key_value_pairs) -> None:
-        for key, value in key_value_pairs:
-            target = self._get_full_path(key)
-            try:
-                self._mkdir_for_store(target.parent)
-                write_atomically(target, value, durable=False)
-            except OSError as e:
-                if not self.best_effort:
-                    raise
-                log.warning("embedding cache not written (%s); answering goes on", e)
-                return
-
-
-def _parses(value: bytes) -> bool:
-    try:
-        json.loads(value)
-        return True
-    except ValueError:
-        return False
 
 
 def write_atomically(target: Path, data: bytes, durable: bool = True) -> None:
@@ -159,18 +120,28 @@ def read_all(collection, include: list[str], where: dict | None = None, page: in
 
 
 def cached_embedder(settings: Settings, embedder: Embeddings, sentences: bool = False):
-    """``embedder`` with its passage vectors kept on disk by the text's hash.
+    """``embedder`` with its passage vectors kept on disk by the text's hash (``rag.vector_cache``).
 
-    Ingestion keeps here the vector of every chunk, so an edited file re-embeds only what
-    changed (``prune_cache`` drops the vectors of chunks that are gone).  The answerer keeps
-    the sentence vectors it computes in a folder of their own, best effort: a full disk
-    must not stop answers.
+    Ingestion keeps there the vector of every chunk, so an edited file re-embeds only what
+    changed (``ingest.storage.prune_cache`` drops the vectors of chunks that are gone), and the
+    vector of every sentence the answerer reads, in a file of their own that the answerer also
+    fills, best effort: a full disk must not stop answers.
     """
     from langchain_classic.embeddings import CacheBackedEmbeddings
+    from langchain_classic.storage import EncoderBackedStore
 
-    folder = settings.home / "cache" / ("sentences" if sentences else "embeddings") / settings.model_slug
-    store = AtomicFileStore(folder, best_effort=sentences)
-    return CacheBackedEmbeddings.from_bytes_store(embedder, store, namespace=settings.model_slug, key_encoder="sha256")
+    from rag.vector_cache import SqliteByteStore, key_encoder, move_in, packed, unpacked
+
+    kind = "sentences" if sentences else "embeddings"
+    store = SqliteByteStore(settings.home / "cache" / f"{kind}-{settings.model_slug}.sqlite", best_effort=sentences)
+    older = settings.home / "cache" / kind / settings.model_slug  # one JSON file per vector
+    if older.is_dir():
+        moved = move_in(older, store)
+        log.info("moved %d cached vectors of %s into %s", moved, older, store.path)
+        with contextlib.suppress(OSError):
+            older.parent.rmdir()  # the folder of that kind, empty now (other models' vectors stay)
+    keyed = EncoderBackedStore(store, key_encoder(settings.model_slug), packed, unpacked)
+    return CacheBackedEmbeddings(embedder, keyed)
 
 
 class DocumentStore:

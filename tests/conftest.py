@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -99,6 +100,27 @@ class HashEmbedder(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return self._vector(text)
+
+
+def cached_vectors(home: Path, kind: str = "embeddings") -> int:
+    """How many vectors the cache of ``kind`` (embeddings, sentences) under ``home`` holds now,
+    read without waiting for a writer (0 while there is none yet)."""
+    import sqlite3
+
+    count = 0
+    for path in (home / "cache").glob(f"{kind}-*.sqlite"):
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.5)) as db:
+                count += db.execute("SELECT count(*) FROM vectors").fetchone()[0]
+        except sqlite3.Error:  # being created
+            continue
+    return count
+
+
+def forget_sentence_vectors(home: Path) -> None:
+    """The sentence vectors removed, as in an index made before they were kept."""
+    for path in (home / "cache").glob("sentences-*.sqlite*"):
+        path.unlink()
 
 
 @pytest.fixture

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import errno
 import gc
+import json
 import os
 import random
 import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from chromadb.api.client import SharedSystemClient
 
@@ -27,9 +30,10 @@ from rag.assistant import Assistant
 from rag.config import Settings
 from rag.errors import ParseError, StorageFullError
 from rag.retrieval import HybridRetriever
-from rag.store import DocumentStore, chroma_client
+from rag.store import DocumentStore, cached_embedder, chroma_client
 from rag.types import Chunk
-from tests.conftest import CORPUS, split_corpus
+from rag.vector_cache import SqliteByteStore
+from tests.conftest import CORPUS, cached_vectors, forget_sentence_vectors, split_corpus
 
 pytestmark = pytest.mark.slow
 
@@ -109,7 +113,7 @@ def test_a_full_disk_stops_ingestion_with_one_line_and_the_next_run_completes_it
     ingest(None, settings, embedder=e5)
     # Sentence vectors are made at ingestion; without them (an index made before, a cache
     # removed) the answerer makes them when asked and tries to keep them on the full disk.
-    shutil.rmtree(home / "cache" / "sentences")
+    forget_sentence_vectors(home)
     assistant = Assistant(settings, embedder=e5)
     assistant.warm_up()
     gc.collect()  # files of the trials' stores, deleted while open, are freed only when closed
@@ -127,58 +131,106 @@ def test_a_full_disk_stops_ingestion_with_one_line_and_the_next_run_completes_it
     # fail is shown by the next test, which makes them fail.)
 
 
+class _FullDisk:
+    """A connection to the vector cache whose writes fail as SQLite's do on a full disk, after
+    ``allowed`` write transactions (reads go through)."""
+
+    def __init__(self, db, budget: list[int], writes: list[str], kind: str) -> None:
+        self.db, self.budget, self.writes, self.kind = db, budget, writes, kind
+
+    def execute(self, sql: str, *args):
+        if sql.startswith("BEGIN IMMEDIATE"):
+            self.writes.append(self.kind)
+            self.budget[0] -= 1
+            if self.budget[0] < 0:
+                raise sqlite3.OperationalError("database or disk is full")
+        return self.db.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self.db, name)
+
+
+def _fill_the_vector_cache_after(monkeypatch, allowed: int, writes: list[str] | None = None) -> list[int]:
+    """The vector cache's writes fail past ``allowed`` (a budget shared with other writes);
+    ``writes`` records each write's kind (best effort or not)."""
+    budget, writes = [allowed], writes if writes is not None else []
+    real = SqliteByteStore._connection
+
+    def connection(self):
+        return _FullDisk(real(self), budget, writes, "best effort" if self.best_effort else "vectors")
+
+    monkeypatch.setattr(SqliteByteStore, "_connection", connection)
+    return budget
+
+
 def test_answers_go_on_when_no_sentence_vector_can_be_written(settings, e5, monkeypatch):
     ingest(None, settings, embedder=e5)
-    shutil.rmtree(settings.home / "cache" / "sentences")  # as if made before sentence vectors existed
-
-    def full_disk(target, data, durable=True):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(rag.store, "write_atomically", full_disk)
+    forget_sentence_vectors(settings.home)  # as if made before sentence vectors existed
+    _fill_the_vector_cache_after(monkeypatch, 0)
     assistant = Assistant(settings, embedder=e5)
     answer = assistant.ask("审批时效提升了多少？")
     english = assistant.ask("By how much did the approval time improve?")
     assert answer.found and "50%" in answer.text and english.text
-    assert not [p for p in (settings.home / "cache" / "sentences").rglob("*") if p.is_file()]
+    assert cached_vectors(settings.home, "sentences") == 0
 
 
-@pytest.mark.parametrize("fail_after", [0, 3, 17, 37])
-def test_an_injected_enospc_at_any_cache_write_is_survived(settings, tmp_path, e5, monkeypatch, fail_after):
-    """Where no tmpfs can be mounted: ENOSPC raised at the n-th file the ingestion writes."""
+@pytest.mark.parametrize("nth", [0, 1, 2])
+def test_an_injected_enospc_at_any_cache_write_is_survived(settings, tmp_path, e5, monkeypatch, nth):
+    """Where no tmpfs can be mounted: ENOSPC raised at the ``nth`` write of the ingestion (a file,
+    or a batch of the vector cache) and at every one after it."""
     clean = Settings(home=tmp_path / "clean", model_cache=settings.model_cache)
-    ingest(None, clean, embedder=e5)
-    expected = state(clean, e5)
     real_write = rag.store.write_atomically
-    writes = 0
+    writes: list[str] = []
+    budget = _fill_the_vector_cache_after(monkeypatch, 10**9, writes)  # one budget for files and batches
 
     def full_disk(target, data, durable=True):
-        nonlocal writes
-        writes += 1
-        if writes > fail_after:
+        writes.append("file")
+        budget[0] -= 1
+        if budget[0] < 0:
             # What a short write leaves before the error: half a file, never renamed into place.
             target.with_name(".tmp-torn").write_bytes(data[: len(data) // 2])
             raise OSError(errno.ENOSPC, "No space left on device")
         real_write(target, data, durable)
 
     monkeypatch.setattr(rag.store, "write_atomically", full_disk)
-    with pytest.raises(StorageFullError, match="no space left"):
+    ingest(None, clean, embedder=e5)
+    expected = state(clean, e5)
+    assert writes == ["file", "vectors", "best effort"]  # the document, its chunks' vectors, its sentences'
+    budget[0] = nth
+    if writes[nth] == "best effort":  # only the sentence vectors fail: the ingestion goes on without them
         ingest(None, settings, embedder=e5)
-    monkeypatch.setattr(rag.store, "write_atomically", real_write)
+        assert cached_vectors(settings.home, "sentences") == 0 and state(settings, e5) == expected
+    else:
+        with pytest.raises(StorageFullError, match="no space left"):
+            ingest(None, settings, embedder=e5)
+    monkeypatch.undo()
     ingest(None, settings, embedder=e5)
     assert state(settings, e5) == expected
 
 
-def test_a_torn_cache_entry_from_an_older_run_is_embedded_again(settings, e5):
+def test_the_older_cache_layout_is_moved_in_once_and_its_torn_entries_embedded_again(settings, e5):
+    """Vectors kept one JSON file each (the older layout), some torn by LangChain's in-place write
+    on a full disk: moved into the packed cache, the folder removed, the torn ones embedded again."""
     ingest(None, settings, embedder=e5)
     expected = state(settings, e5)
-    entries = sorted(p for p in (settings.home / "cache").rglob("*") if p.is_file() and not p.name.startswith("."))
-    for entry in entries[:5]:
-        entry.write_bytes(entry.read_bytes()[:100])  # what LangChain's in-place write leaves on a full disk
+    for kind in ("embeddings", "sentences"):
+        store = cached_embedder(settings, e5, sentences=kind == "sentences").document_embedding_store.store
+        older = settings.home / "cache" / kind / settings.model_slug
+        older.mkdir(parents=True)
+        for key, value in zip(keys := list(store.yield_keys()), store.mget(keys)):
+            (older / key).write_text(json.dumps(np.frombuffer(value, dtype=np.float32).tolist()))
+        store.close()
+        for path in (settings.home / "cache").glob(f"{kind}-*.sqlite*"):
+            path.unlink()
+        for entry in sorted(older.iterdir())[:5]:
+            entry.write_bytes(entry.read_bytes()[:100])  # torn
     SharedSystemClient.clear_system_cache()
     shutil.rmtree(settings.home / "chroma")
     (settings.home / "records.sqlite").unlink()
     ingest(None, settings, embedder=e5)
     assert state(settings, e5) == expected
+    assert not (settings.home / "cache" / "embeddings").exists()  # moved in once
+    assert cached_vectors(settings.home) == len(expected)  # every chunk's vector, the torn ones made again
 
 
 def test_storage_full_is_told_apart_from_other_errors(tmp_path):

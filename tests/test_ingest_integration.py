@@ -18,7 +18,7 @@ from rag.config import Settings
 from rag.embeddings import load_embedder
 from rag.store import DocumentStore, chroma_client
 from rag.types import Chunk
-from tests.conftest import split_corpus
+from tests.conftest import cached_vectors, split_corpus
 
 pytestmark = pytest.mark.slow
 
@@ -95,12 +95,10 @@ def test_killed_runs_are_completed_by_the_next(tmp_path, model_cache, e5, trials
     outcomes = []
     for trial, (target, delay) in enumerate(_kill_points(trials=trials)):
         home = tmp_path / f"killed-{trial}"
-        cache = home / "cache" / "embeddings"
         proc = _run_ingest(folder, home, model_cache)
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None:
-            done = sum(1 for p in cache.rglob("*") if p.is_file()) if cache.exists() else 0
-            if done >= target:
+            if cached_vectors(home) >= target:
                 break
             time.sleep(0.02)
         time.sleep(delay)
@@ -174,7 +172,7 @@ def test_two_writers_at_once_one_is_refused_with_a_message(tmp_path, model_cache
     home = tmp_path / "shared-home"
     first = _run_ingest(folder, home, model_cache)
     lock_held = time.time() + 120
-    while time.time() < lock_held and not (home / "cache" / "embeddings").exists():
+    while time.time() < lock_held and not list((home / "cache").glob("embeddings-*.sqlite")):
         time.sleep(0.05)  # the first writer is past its lock and embedding
     second = _run_ingest(folder, home, model_cache)
     _, err = second.communicate(timeout=120)
@@ -192,8 +190,7 @@ def test_the_vector_cache_keeps_only_what_some_collection_holds(tmp_path, settin
     from rag.store import cached_embedder
 
     def cached_files() -> set[str]:
-        folder = settings.home / "cache" / "embeddings"
-        return {p.name for p in folder.rglob("*") if p.is_file()}
+        return set(cached_embedder(settings, e5).document_embedding_store.store.yield_keys())
 
     def texts(s: Settings) -> list[str]:
         return chroma_client(s).get_collection(s.collection_name).get(include=["documents"])["documents"]

@@ -7,13 +7,12 @@ import dataclasses
 import shutil
 import threading
 
-from conftest import CORPUS, split_corpus
-
 from ingest.pipeline import ingest
 from rag.answering import AnswerStream
 from rag.assistant import Assistant
 from rag.retrieval import HybridRetriever
 from rag.types import Answer, Chunk
+from tests.conftest import CORPUS, split_corpus
 
 
 def _counting(monkeypatch, owner, name: str) -> list[int]:
