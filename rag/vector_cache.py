@@ -47,9 +47,13 @@ class SqliteByteStore(ByteStore):
             db = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
             with contextlib.suppress(OSError):
                 os.chmod(self.path, 0o600)  # the WAL and shared-memory files take the same mode
+            # Pages of 16 KB hold nine vectors each: 1.74 KB a vector, key and index included (in
+            # 4 KB pages 2.2 KB; without a rowid, each 1.5 KB blob would spill to a page of its own:
+            # 4.7 KB).  Set before the table exists: a file made already keeps its size.
+            db.execute("PRAGMA page_size = 16384")
             db.execute("PRAGMA journal_mode=WAL")  # readers in other processes go on while one writes
             db.execute("PRAGMA synchronous=NORMAL")  # a power cut may lose the last batches, never tear one
-            db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID")
+            db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
             self._db = db
         return self._db
 

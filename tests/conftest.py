@@ -50,6 +50,29 @@ def e5(model_cache):
     return embedder
 
 
+@pytest.fixture(scope="session")
+def bundled_index(tmp_path_factory, model_cache, e5) -> Path:
+    """A RAG_HOME holding the bundled collection, indexed once for the session with the real
+    model.  Read it, or copy it (``bundled_home``, ``copy_index``) before writing to it."""
+    from ingest.pipeline import ingest
+
+    home = tmp_path_factory.mktemp("bundled") / "home"
+    ingest(None, Settings(home=home, model_cache=model_cache), embedder=e5)
+    return home
+
+
+def copy_index(index: Path, target: Path) -> Path:
+    """``index`` (a RAG_HOME) copied to ``target``: a home of its own to write to."""
+    shutil.copytree(index, target, dirs_exist_ok=True)
+    return target
+
+
+@pytest.fixture
+def bundled_home(bundled_index, rag_home) -> Path:
+    """This test's RAG_HOME, holding the bundled collection indexed (a copy of the session's)."""
+    return copy_index(bundled_index, rag_home)
+
+
 def split_corpus(folder: Path) -> None:
     """The bundled collection's five articles as five files (a run can then stop between files)."""
     lines = CORPUS.read_text(encoding="utf-8").splitlines()
@@ -163,14 +186,14 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"  # screens
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory, model_cache):
+def server(tmp_path_factory, model_cache, bundled_index):
     """``rag ui`` on the bundled collection, for the browser tests of every module."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed; .ci/run installs it")
         pytest.skip("chromium is not installed (apt-get install chromium)")
     port = free_port()
-    home = tmp_path_factory.mktemp("ui-home")
+    home = copy_index(bundled_index, tmp_path_factory.mktemp("ui-home"))  # indexed: it starts at once
     env = {**os.environ, "RAG_HOME": str(home), "RAG_MODEL_CACHE": str(model_cache), "HF_HUB_OFFLINE": "1"}
     log = open(home / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "ui", "--port", str(port)], env=env, stdout=log, stderr=log)

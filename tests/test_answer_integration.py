@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.pipeline import ingest
 from rag.assistant import Assistant
 from rag.config import Settings
 from rag.store import DocumentStore
-from tests.conftest import load_seed_questions
+from tests.conftest import copy_index, load_seed_questions
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def assistant(tmp_path_factory, model_cache):
-    settings = Settings(home=tmp_path_factory.mktemp("seed-home"), model_cache=model_cache)
-    ingest(None, settings)
-    assistant = Assistant(settings)
+def assistant(tmp_path_factory, model_cache, bundled_index, e5):
+    settings = Settings(home=copy_index(bundled_index, tmp_path_factory.mktemp("seed-home")), model_cache=model_cache)
+    assistant = Assistant(settings, embedder=e5)
     assistant.warm_up()
     return assistant
 

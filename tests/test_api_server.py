@@ -10,10 +10,9 @@ import sys
 import httpx
 import pytest
 
-from ingest.pipeline import ingest
 from rag.assistant import Assistant
 from rag.config import Settings
-from tests.conftest import free_port, wait_for_server
+from tests.conftest import copy_index, free_port, wait_for_server
 
 pytestmark = pytest.mark.slow
 
@@ -33,10 +32,8 @@ def _serve(home, model_cache, host="127.0.0.1", keys="", extra=()):
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory, model_cache, e5):
-    home = tmp_path_factory.mktemp("api-home")
-    ingest(None, Settings(home=home, model_cache=model_cache), embedder=e5)
-    return home
+def home(tmp_path_factory, bundled_index):
+    return copy_index(bundled_index, tmp_path_factory.mktemp("api-home"))
 
 
 @pytest.fixture(scope="module")

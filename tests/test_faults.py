@@ -33,7 +33,7 @@ from rag.retrieval import HybridRetriever
 from rag.store import DocumentStore, cached_embedder, chroma_client
 from rag.types import Chunk
 from rag.vector_cache import SqliteByteStore
-from tests.conftest import CORPUS, cached_vectors, forget_sentence_vectors, split_corpus
+from tests.conftest import CORPUS, cached_vectors, copy_index, forget_sentence_vectors, split_corpus
 
 pytestmark = pytest.mark.slow
 
@@ -79,10 +79,9 @@ def _fill(mount: Path, leave: int, name: str = "ballast") -> Path:
 
 @pytest.mark.parametrize("trials", [2, pytest.param(5, marks=pytest.mark.soak)])
 def test_a_full_disk_stops_ingestion_with_one_line_and_the_next_run_completes_it(
-    small_disk, tmp_path, e5, model_cache, trials
+    small_disk, tmp_path, e5, model_cache, bundled_index, trials
 ):
-    clean = Settings(home=tmp_path / "clean", model_cache=model_cache)
-    ingest(None, clean, embedder=e5)
+    clean = Settings(home=bundled_index, model_cache=model_cache)
     expected = state(clean, e5)
     env = {**os.environ, "RAG_MODEL_CACHE": str(clean.model_cache)}
     rng = random.Random(2026)
@@ -394,14 +393,14 @@ def test_a_very_long_line_and_deeply_nested_docx(tmp_path, settings, e5):
 # --- hostile uploads through the running page -----------------------------------------------------
 
 
-def test_hostile_uploads_through_the_page_are_refused_and_the_rest_indexed(tmp_path, settings, e5):
+def test_hostile_uploads_through_the_page_are_refused_and_the_rest_indexed(tmp_path, settings, bundled_index):
     """Refused files are not kept, kept ones are private, Gradio's copies are deleted, removal needs no listing."""
     from gradio_client import Client, handle_file
 
     from bench.hostile import slow_docx
     from bench.load import start_page
 
-    ingest(None, settings, embedder=e5)
+    copy_index(bundled_index, settings.home)
     files = tmp_path / "to-upload"
     files.mkdir()
     (files / "good.txt").write_text("新的访谈\n市长表示，明年将新建三所高中。", encoding="utf-8")

@@ -5,15 +5,13 @@ from __future__ import annotations
 import pytest
 
 from bench.load import DirectAsk, PageClients, conversations, measure, run_level, start_page
-from ingest.pipeline import ingest
 from rag.config import Settings
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def indexed(settings, e5) -> Settings:
-    ingest(None, settings, embedder=e5)
+def indexed(settings, bundled_home) -> Settings:
     return settings
 
 
