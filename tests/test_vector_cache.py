@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import sqlite3
 import subprocess
@@ -31,8 +30,7 @@ def test_the_cache_is_a_few_files_whatever_the_number_of_vectors(settings):
     assert len(files) <= 3, files  # the database and SQLite's journal files
     assert cached_vectors(settings.home) == 5000
     size = sum(p.stat().st_size for p in files)
-    as_json = sum(len(json.dumps(v)) for v in first)  # what the older layout kept, one file each
-    assert size < as_json / 4  # float32 and its key: ~1.7 KB a vector, against ~8 KB
+    assert size / 5000 < 2048  # float32 (1,536 bytes) and its key; as JSON, one file each, 8.4 KB
 
 
 def test_vectors_come_back_exactly():
