@@ -51,13 +51,18 @@ def measure(backend: str, questions: list[str]) -> dict:
     return {"backend": backend, "start_s": started, "start_rss": after_start["VmRSS"], **after}
 
 
+def seed_questions(n: int) -> list[str]:
+    """The first ``n`` questions of the seed dev set, as the measurement asks them."""
+    seed = [json.loads(line)["question"] for line in SEED.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return seed[:n]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--questions", type=int, default=30)
     parser.add_argument("--backends", nargs="+", default=["onnx", "torch"])
     args = parser.parse_args(argv)
-    seed = [json.loads(line)["question"] for line in SEED.read_text(encoding="utf-8").splitlines() if line.strip()]
-    questions = seed[: args.questions]
+    questions = seed_questions(args.questions)
     print(
         "| backend | start (s, indexing included) | RSS after start (MB) | peak RSS (MB) | RSS after questions (MB) |"
     )

@@ -136,6 +136,11 @@ class OnnxEncoder:
         definition = json.loads((folder / TOKENIZER).read_text(encoding="utf-8"))
         self.tokens = ModelTokenizer(definition, settings["max_length"])
         self.session = ort.InferenceSession(str(model_file(folder, int8)), providers=ort.get_available_providers())
+        # ONNX Runtime keeps the memory of the largest batch it ran (its arena): 250 MB after a
+        # collection's batches, for the rest of a process that then embeds one question at a time.
+        # Shrunk after each run: 35 MB, the same vectors, no slower (measured in one run).
+        self.run_options = ort.RunOptions()
+        self.run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
     @classmethod
     def load(cls, folder: Path, int8: bool, sentence_transformer: Callable[[], object]) -> OnnxEncoder:
@@ -163,7 +168,7 @@ class OnnxEncoder:
         for start in range(0, len(texts), batch_size):
             chosen = order[start : start + batch_size]
             ids, mask = self.tokens.batch([prefix + texts[i] for i in chosen])
-            vectors = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            vectors = self.session.run(None, {"input_ids": ids, "attention_mask": mask}, self.run_options)[0]
             if out.shape[1] == 0:
                 out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
             out[chosen] = vectors
