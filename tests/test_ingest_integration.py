@@ -216,9 +216,9 @@ def test_the_vector_cache_keeps_only_what_some_collection_holds(tmp_path, settin
     assert {keyed.key_encoder(t) for t in live} == cached_files()  # the other collection's vector kept
 
 
-@pytest.mark.parametrize("size", [2**18, pytest.param(2**20, marks=pytest.mark.soak)])
+@pytest.mark.parametrize("size", [2**16, pytest.param(2**20, marks=pytest.mark.soak)])
 def test_an_edit_to_a_large_file_costs_what_it_changes(settings, e5, tmp_path, size):
-    """Real passages (CMRC 2018) in one file of 256 KB (1 MB under soak), the real model: one sentence
+    """Real passages (CMRC 2018) in one file of 64 KB (1 MB under soak), the real model: one sentence
     added in the middle embeds again only the chunks around it, and answers quote the new text at its offsets."""
     import json
 

@@ -9,6 +9,11 @@ from rag.config import Settings
 
 pytestmark = pytest.mark.slow
 
+# Conversations per level of concurrency: every client busy at once, a few rounds (python -m
+# bench.load runs more, and 64 clients).
+UI_PER_LEVEL = 16
+ASK_PER_LEVEL = 32
+
 
 @pytest.fixture
 def indexed(settings, bundled_home) -> Settings:
@@ -25,15 +30,15 @@ def test_answers_under_load_equal_the_solo_answers(indexed):
     proc, url = start_page(env={"RAG_UI_CONCURRENCY": "4", "RAG_UI_QUEUE_SIZE": "64"})
     try:
         page = PageClients(url)
-        levels = measure("ui", page.converse, work, [4, 16], 32, 120, _quiet)
+        levels = measure("ui", page.converse, work, [4, 16], UI_PER_LEVEL, 120, _quiet)
         assert proc.poll() is None
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    levels += measure("ask", DirectAsk().converse, work, [16], 64, 120, _quiet)
+    levels += measure("ask", DirectAsk().converse, work, [16], ASK_PER_LEVEL, 120, _quiet)
     for level in levels:
         assert (level.errors, level.mismatches, level.refused, level.not_run) == (0, 0, 0, 0), level
-        assert level.conversations == max(32 if level.path == "ui" else 64, level.clients)
+        assert level.conversations == max(UI_PER_LEVEL if level.path == "ui" else ASK_PER_LEVEL, level.clients)
 
 
 def test_an_overload_is_refused_with_a_message_and_the_page_keeps_serving(indexed):

@@ -1,5 +1,7 @@
-"""Several processes, one store: two `rag serve` processes answer from one `chroma run` server
-while a third process ingests into it, and agree once it is done."""
+"""Several processes, one store: `rag serve` processes answer from one `chroma run` server while
+another process ingests into it, and agree once it is done -- two that share the ingesting
+process's RAG_HOME (they load the BM25 side it saves) and one with a RAG_HOME of its own (it
+builds its BM25 side from Chroma when the collection's count changes; docs/deployment.md)."""
 
 from __future__ import annotations
 
@@ -42,7 +44,8 @@ def test_two_answering_processes_and_an_ingest_share_one_chroma_server(chroma_se
     first, later = sorted(articles.iterdir())[:3], sorted(articles.iterdir())[3:]
     assert ingest(first, settings, embedder=e5).added > 0
 
-    servers = [start_api(env=dict(os.environ)) for _ in range(2)]
+    apart = {**os.environ, "RAG_HOME": str(tmp_path / "apart-home")}  # shares only the Chroma server
+    servers = [start_api(env=dict(os.environ)) for _ in range(2)] + [start_api(env=apart)]
     try:
         urls = [url for _, url in servers]
         before = [_answer(url, AFTER) for url in urls]
@@ -66,9 +69,10 @@ def test_two_answering_processes_and_an_ingest_share_one_chroma_server(chroma_se
 
         after = [_answer(url, AFTER) for url in urls]
         assert all(a["found"] and "纸质" in a["text"] for a in after)
-        assert _quotes(after[0]) == _quotes(after[1]) and after[0]["text"] == after[1]["text"]
+        assert _quotes(after[0]) == _quotes(after[1]) == _quotes(after[2])
+        assert after[0]["text"] == after[1]["text"] == after[2]["text"]
         during = [_quotes(_answer(url, DURING)) for url in urls]
-        assert during[0] == during[1]
+        assert during[0] == during[1] == during[2]
         here = Assistant(settings, embedder=e5).ask(AFTER)  # and the same as a process started afresh
         assert [(c.start, c.end, c.quote) for c in here.citations] == [q[1:] for q in _quotes(after[0])]
     finally:
