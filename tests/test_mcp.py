@@ -72,17 +72,15 @@ async def test_streamable_http_at_mcp_behind_the_keys(tmp_path):
 
 
 @pytest.mark.slow
-async def test_rag_mcp_over_stdio_answers_as_ask_does(tmp_path, model_cache):
+async def test_rag_mcp_over_stdio_answers_as_ask_does(tmp_path, model_cache, bundled_index, e5):
     from mcp import StdioServerParameters
 
-    from ingest.pipeline import ingest
     from rag.assistant import Assistant
-    from tests.conftest import CORPUS
+    from tests.conftest import copy_index
 
-    settings = Settings(home=tmp_path / "home", model_cache=model_cache)
-    ingest([CORPUS], settings)
+    settings = Settings(home=copy_index(bundled_index, tmp_path / "home"), model_cache=model_cache)
     question = "乡村教育要实现怎样的转变？"
-    expected = Assistant(settings).ask(question, interviewees=["于晓峰"])
+    expected = Assistant(settings, embedder=e5).ask(question, interviewees=["于晓峰"])
     env = {**os.environ, "RAG_HOME": str(settings.home), "RAG_MODEL_CACHE": str(model_cache), "HF_HUB_OFFLINE": "1"}
     params = StdioServerParameters(command=sys.executable, args=["-m", "ui.cli", "mcp"], env=env)
     async with Client(params, read_timeout_seconds=240) as client:
