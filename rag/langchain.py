@@ -10,8 +10,8 @@ the citations, streamed or not.
     message.response_metadata["closest"]             # on a refusal: the nearest sentences, not an answer
 
 A conversation is the messages: the last human message is the question, the human/AI pairs
-before it are the history a follow-up ("还有呢？") is read with.  Streamed, the text comes piece
-by piece and the last chunk carries the same metadata, so the sum of the chunks equals ``invoke``.
+before it are the history a follow-up ("还有呢？") is read with.  Streamed, the checked answer comes
+line by line and the last chunk carries the same metadata, so the sum of the chunks equals ``invoke``.
 """
 
 from __future__ import annotations
@@ -76,13 +76,15 @@ class InterviewChat(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        stream = self._stream_of(messages)
-        for piece in stream:
-            chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
+        # The assistant's pieces are drafts, each the text so far (an LLM's reply before it is
+        # checked); only the checked answer is sent, line by line, as the API streams it -- so the
+        # chunks add up to what ``invoke`` returns, never to a sentence the check removed.
+        answer = self._stream_of(messages).answer()
+        for line in answer.text.splitlines(keepends=True):
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=line))
             if run_manager:
-                run_manager.on_llm_new_token(piece, chunk=chunk)
+                run_manager.on_llm_new_token(line, chunk=chunk)
             yield chunk
-        answer = stream.answer()
         last = AIMessageChunk(
             content="",
             response_metadata=metadata(answer),

@@ -27,9 +27,10 @@ class FakeAssistant:
         citation = Citation(1, "/data/a.txt", "访谈标题", QUOTE, 0, len(QUOTE), 0.9, "局长xxx", 1, 2, "h", "c")
         answer = Answer(question, f"{QUOTE}[1]", True, [citation])
 
-        def pieces():
+        def pieces():  # drafts, each the text so far, the first with a sentence the check removes
+            yield "未经核实的句子。"
             yield QUOTE
-            yield "[1]"
+            yield f"{QUOTE}[1]"
             yield answer
 
         return AnswerStream(pieces())
