@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,9 @@ import pytest
 from langchain_core.embeddings import Embeddings
 
 from bench.server import free_port  # noqa: F401 -- re-exported for the tests
+from rag.answering import AnswerStream
 from rag.config import Settings
+from rag.types import Answer, Citation
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "ingest" / "data" / "leader_interviews.txt"
@@ -149,6 +152,70 @@ def forget_sentence_vectors(home: Path) -> None:
 @pytest.fixture
 def fake_embedder() -> HashEmbedder:
     return HashEmbedder()
+
+
+QUOTE = "我们取消了纸质材料。"
+NOT_FOUND = "资料中没有找到这个问题的答案。"
+
+
+def quoted(question: str, start: int = 10) -> Answer:
+    """The fake assistant's answer: one quote, cited."""
+    c = Citation(1, "/data/a.txt", "访谈标题", QUOTE, start, start + len(QUOTE), 0.9, "局长xxx", 1, 2, "h", "c")
+    return Answer(question, f"{QUOTE}[1]", True, [c])
+
+
+class FakeRetriever:
+    def count(self) -> int:
+        return 1
+
+    def known(self) -> tuple[set[str], set[str]]:
+        return {"/data/a.txt"}, {"局长xxx"}
+
+
+class FakeAssistant:
+    """The assistant's surface without a model or an index (as llm's MockModel): the next answer of
+    ``queue`` (an exception there is raised), else the one quote -- or, for a question starting
+    "没有", a refusal showing it as the closest sentence.  Streamed as drafts (the text so far:
+    ``drafts``, or the answer's first characters), then the answer.  Remembers what it was asked: (question, history, sources, interviewees)."""
+
+    def __init__(self, settings: Settings | None = None, delay: float = 0.0, interviewees=("局长xxx",)) -> None:
+        self.settings = settings or Settings(home=Path("/tmp/fake-home"))
+        self.retriever = FakeRetriever()
+        self.documents = None
+        self.mode = "extractive"
+        self.delay = delay
+        self.interviewees = interviewees
+        self.queue: list = []
+        self.drafts: list[str] | None = None  # what the stream shows before the answer (default: its start)
+        self.asked: list[tuple] = []
+
+    def _next(self, question, history, sources, interviewees) -> Answer:
+        from rag.errors import UnknownFilterError
+
+        if interviewees and not set(interviewees) <= set(self.interviewees):
+            raise UnknownFilterError(f"no interviewee in the collection matches {interviewees[0]!r}")
+        self.asked.append((question, history, sources, interviewees))
+        time.sleep(self.delay)
+        if self.queue:
+            item = self.queue.pop(0)
+            if isinstance(item, Exception):
+                raise item
+            return item
+        if question.startswith("没有"):
+            return Answer(question, NOT_FOUND, False, closest=quoted(question).citations)
+        return quoted(question)
+
+    def ask(self, question, history=None, top_k=None, sources=None, interviewees=None) -> Answer:
+        return self._next(question, history, sources, interviewees)
+
+    def ask_stream(self, question, history=None, top_k=None, sources=None, interviewees=None) -> AnswerStream:
+        answer = self._next(question, history, sources, interviewees)
+        return AnswerStream(iter([*(self.drafts or [answer.text[:3]]), answer]))
+
+
+class FakeCollection:
+    def documents(self) -> list[dict]:
+        return []
 
 
 def wait_for_server(

@@ -10,47 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rag.config import Settings
-from rag.errors import UnknownFilterError
 from rag.references import REFERENCES_HEADING, with_references, without_references
-from rag.types import Answer, Citation
+from tests.conftest import QUOTE, FakeAssistant, FakeCollection, quoted
 from ui.api import MODEL_ID, conversation, create_api
-
-QUOTE = "我们取消了纸质材料。"
-
-
-def _answer(question: str) -> Answer:
-    c = Citation(1, "/data/a.txt", "访谈标题", QUOTE, 10, 10 + len(QUOTE), 0.9, "局长xxx", 1, 2, "h", "c")
-    return Answer(question, f"{QUOTE}[1]", True, [c])
-
-
-class FakeRetriever:
-    def count(self):
-        return 1
-
-    def known(self):
-        return {"/data/a.txt"}, {"局长xxx"}
-
-
-class FakeAssistant:
-    def __init__(self, settings, delay: float = 0.0) -> None:
-        self.settings = settings
-        self.retriever = FakeRetriever()
-        self.delay = delay
-        self.asked = []
-
-    def ask(self, question, history=None, top_k=None, sources=None, interviewees=None):
-        if interviewees and interviewees != ["局长xxx"]:
-            raise UnknownFilterError(f"no interviewee in the collection matches {interviewees[0]!r}")
-        self.asked.append((question, history, sources, interviewees))
-        time.sleep(self.delay)
-        if question.startswith("没有"):
-            return Answer(question, "资料中没有找到这个问题的答案。", False, closest=_answer(question).citations)
-        return _answer(question)
-
-
-class FakeCollection:
-    def documents(self):
-        return []
 
 
 @pytest.fixture
@@ -187,7 +149,7 @@ def test_chat_completions_shapes(client):
     messages = [
         {"role": "system", "content": "be brief"},
         {"role": "user", "content": "纸质材料？"},
-        {"role": "assistant", "content": with_references(_answer("纸质材料？"), markdown=True)},
+        {"role": "assistant", "content": with_references(quoted("纸质材料？"), markdown=True)},
         {"role": "user", "content": [{"type": "text", "text": "还有呢？"}]},
     ]
     data = http.post(
@@ -272,7 +234,7 @@ def test_the_schemas_are_published_and_one_serializer_shapes_every_answer(client
     assert response_of("/v1/chat/completions") == "ChatCompletion"
     sent = http.post("/v1/answers", json={"question": "纸质材料？"}).json()
     assert "markdown" not in sent  # only when asked for
-    expected = AnswerOut.of(_answer("纸质材料？")).payload()
+    expected = AnswerOut.of(quoted("纸质材料？")).payload()
     # the API names a source as a person is shown it (relative to the collection's folder)
     assert sent == {**expected, "citations": [{**c, "source": "a.txt"} for c in expected["citations"]]}
     # the OpenAI SDK's own type reads the reply, extra fields kept

@@ -171,7 +171,7 @@ def test_an_upload_shows_its_people_and_paper_in_the_table_the_filter_and_the_ap
 
     from fastapi.testclient import TestClient
 
-    from tests.test_api import FakeAssistant
+    from tests.conftest import FakeAssistant
     from ui.api import create_api
     from ui.app import ChatPage
     from ui.collection import Collection, document_rows

@@ -135,7 +135,7 @@ def test_the_key_is_checked_before_the_body_and_a_chunked_body_is_counted(tmp_pa
     """No key: 401 before the body (a few chunks of 64 MB sent, not all); with the key, a chunked
     body past the cap is refused with 413 once past it, not read to its end."""
     from rag.config import Settings
-    from tests.test_api import FakeAssistant, FakeCollection
+    from tests.conftest import FakeAssistant, FakeCollection
     from ui.api import MAX_JSON_BYTES, create_api
 
     app = create_api(FakeAssistant(Settings(home=tmp_path)), FakeCollection(), loopback=False, keys=("k-12345678",))
@@ -157,7 +157,7 @@ def test_request_errors_are_400s_that_leave_nothing_behind(tmp_path, fake_embedd
     from fastapi.testclient import TestClient
 
     from rag.config import Settings
-    from tests.test_api import FakeAssistant
+    from tests.conftest import FakeAssistant
     from ui.api import create_api
     from ui.collection import Collection
 
@@ -300,7 +300,7 @@ def test_server_side_faults_are_503_and_a_blank_model_name_one_line(tmp_path):
 
     from rag.config import Settings
     from rag.errors import ConfigError, ModelError, StoreUnavailable
-    from tests.test_api import FakeAssistant, FakeCollection
+    from tests.conftest import FakeAssistant, FakeCollection
     from ui.api import create_api
 
     class Failing(FakeAssistant):

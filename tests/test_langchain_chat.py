@@ -9,35 +9,19 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 from langchain_tests.unit_tests import ChatModelUnitTests
 
-from rag.answering import AnswerStream
 from rag.langchain import InterviewChat
-from rag.types import Answer, Citation
-
-QUOTE = "我们取消了纸质材料。"
+from tests.conftest import QUOTE, FakeAssistant
 
 
-class FakeAssistant:
-    """Answers every question with one quote, streamed in two pieces; remembers what it was asked."""
-
-    def __init__(self) -> None:
-        self.asked = []
-
-    def ask_stream(self, question, history=None, top_k=None, sources=None, interviewees=None):
-        self.asked.append((question, history, sources, interviewees))
-        citation = Citation(1, "/data/a.txt", "访谈标题", QUOTE, 0, len(QUOTE), 0.9, "局长xxx", 1, 2, "h", "c")
-        answer = Answer(question, f"{QUOTE}[1]", True, [citation])
-
-        def pieces():  # drafts, each the text so far, the first with a sentence the check removes
-            yield "未经核实的句子。"
-            yield QUOTE
-            yield f"{QUOTE}[1]"
-            yield answer
-
-        return AnswerStream(pieces())
+def _drafting() -> FakeAssistant:
+    """Drafts before the answer, the first with a sentence the check removes (as an LLM's may)."""
+    assistant = FakeAssistant(interviewees=("于晓峰",))
+    assistant.drafts = ["未经核实的句子。", QUOTE, f"{QUOTE}[1]"]
+    return assistant
 
 
 def test_the_message_carries_the_citations_streamed_and_not():
-    assistant = FakeAssistant()
+    assistant = _drafting()
     chat = InterviewChat(assistant=assistant, interviewees=["于晓峰"])
     message = chat.invoke([SystemMessage("be brief"), HumanMessage("纸质材料？")])
     assert message.content == f"{QUOTE}[1]" and message.response_metadata["found"]
@@ -52,7 +36,7 @@ def test_the_message_carries_the_citations_streamed_and_not():
 
 
 def test_the_messages_before_are_the_history():
-    assistant = FakeAssistant()
+    assistant = _drafting()
     InterviewChat(assistant=assistant).invoke(
         [
             HumanMessage("纸质材料？"),
@@ -88,7 +72,7 @@ class _Extractive:
 class TestInterviewChatUnit(_Extractive, ChatModelUnitTests):
     @property
     def chat_model_params(self) -> dict:
-        return {"assistant": FakeAssistant()}
+        return {"assistant": _drafting()}
 
 
 _REAL: dict = {}

@@ -12,7 +12,7 @@ import pytest
 from mcp import Client
 
 from rag.config import Settings
-from tests.test_api import QUOTE, FakeAssistant, FakeCollection
+from tests.conftest import QUOTE, FakeAssistant, FakeCollection
 from ui.api import create_api
 from ui.mcp_server import build_server
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from rag.answering import AnswerStream
 from rag.config import Settings, is_loopback
 from rag.errors import RagError
 from rag.types import Answer, Article, Chunk, Citation, Hit, Paragraph, ParsedDocument
+from tests.conftest import FakeAssistant
 from ui.app import ChatPage
 from ui.launch import main
 from ui.render import answer_html, sources_html
@@ -27,30 +27,6 @@ def _doc() -> ParsedDocument:
 class FakeDocuments:
     def load(self, doc_hash):
         return _doc()
-
-
-class FakeAssistant:
-    """Queued answers, like llm's MockModel."""
-
-    def __init__(self) -> None:
-        self.settings = Settings(home="/tmp/fake-home")
-        self.documents = FakeDocuments()
-        self.mode = "extractive"
-        self.queue: list = []
-        self.seen_history: list = []
-
-    def ask_stream(self, question, history=None, interviewees=None):
-        self.seen_history.append(list(history or []))
-        self.seen_within = interviewees
-        item = self.queue.pop(0)
-        if isinstance(item, Exception):
-            raise item
-
-        def pieces():
-            yield item.text[:3]
-            yield item
-
-        return AnswerStream(pieces())
 
 
 def _answer() -> Answer:
@@ -110,6 +86,7 @@ def test_answers_are_escaped():
 
 def test_chat_streams_then_renders_and_keeps_history():
     assistant = FakeAssistant()
+    assistant.documents = FakeDocuments()
     assistant.queue += [_answer(), _answer()]
     respond = ChatPage(assistant, collection=object()).respond
     steps = list(respond("纸质材料？", [], []))
@@ -120,8 +97,8 @@ def test_chat_streams_then_renders_and_keeps_history():
     assert copy == "我们取消了纸质材料。[1]\n\n参考文献 References:\n[1] 《访谈标题》，局长xxx，第2段。"
     assert said == [f"问 Q：纸质材料？\n答 A：{copy}"]
     *_, said = list(respond("那审批呢？", chat, turns, ["局长xxx"], said))[-1]
-    assert assistant.seen_history[-1] == [("纸质材料？", "我们取消了纸质材料。[1]")]
-    assert assistant.seen_within == ["局长xxx"]
+    assert assistant.asked[-1][1] == [("纸质材料？", "我们取消了纸质材料。[1]")]
+    assert assistant.asked[-1][3] == ["局长xxx"]
     assert len(said) == 2 and said[1].startswith("问 Q：那审批呢？") and "<" not in "".join(said)
 
 
@@ -132,7 +109,7 @@ def test_an_empty_question_adds_no_bubble():
     for empty in ("", "   ", None):
         (chat, turns, _, box, _, said), *more = list(respond(empty, before, [("q", "a")]))
         assert chat == before and turns == [("q", "a")] and box == "" and said == [] and not more
-    assert assistant.seen_history == []  # the assistant was never asked
+    assert assistant.asked == []  # the assistant was never asked
 
 
 def test_errors_appear_in_the_page():
