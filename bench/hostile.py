@@ -99,7 +99,8 @@ def slow_docx(path: Path, megabytes: int) -> None:
 
 def fuzz(per_format: int, seed: int) -> None:
     """Read ``per_format`` mutated PDFs and .docx files; every one must end read or refused with one line."""
-    from ingest.pipeline import parse_files
+    from ingest.files import FileOutcome
+    from ingest.pipeline import read_files
     from rag.config import Settings
 
     rng = random.Random(seed)
@@ -115,7 +116,9 @@ def fuzz(per_format: int, seed: int) -> None:
             path.write_bytes(mutate(data, rng))
             files.append(path)
     began = time.perf_counter()
-    parsed, failed = parse_files(files, Settings(home=folder / "home"))
+    results = [result for _, result in read_files(files, Settings(home=folder / "home"))]
+    failed = [r for r in results if isinstance(r, FileOutcome)]
+    parsed = [r for r in results if not isinstance(r, FileOutcome)]
     reasons = Counter(f.reason.split(": ", 1)[1][:60] for f in failed)
     print(
         f"{len(files)} fuzzed files: {len(parsed)} read, {len(failed)} refused with one line, "

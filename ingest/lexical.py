@@ -22,33 +22,62 @@ from rag.text import tokenize
 SEPARATOR = "\x1f"  # between tokens in the table earlier versions kept (read once, to convert it)
 
 
+class ChunkTable:
+    """The chunk table, open for one run: each changed source's rows made equal to its chunks now
+    as soon as its file is done, so a run holds no more than one file's chunks for the BM25 side.
+
+    ``apply`` takes, source by source, the source's chunks now as (id, stored text, interviewee),
+    an empty list for a source removed; only those rows change and only chunks new to the table
+    are tokenised.  Each call is committed: a run stopped later leaves rows that agree with
+    Chroma for the files it finished (and ``write`` checks the count in any case).
+    """
+
+    def __init__(self, home: Path, collection_name: str) -> None:
+        root = folder(home, collection_name)
+        root.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(root / "chunks.sqlite")
+        self.vocabulary = _open(self.db)
+
+    def apply(self, changes: dict[str, list]) -> None:
+        _apply(self.db, changes, self.vocabulary)
+        self.commit()
+
+    def commit(self) -> None:
+        self.db.executemany("INSERT INTO vocab VALUES (?, ?)", self.vocabulary.new)
+        self.vocabulary.new.clear()
+        self.db.commit()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> ChunkTable:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def write(home: Path, collection, stamp: str, changes: dict[str, list] | None = None) -> Path:
     """Bring the chunk table up to date and save the index for ``stamp``.
 
-    ``changes``: what this run did, source by source -- the source's chunks now, as (id,
-    stored text, interviewee), an empty list for a source removed.  Only those rows change and
-    only chunks new to the table are tokenised.  Without ``changes``, or when the table's
-    count disagrees with Chroma's afterwards (a run cut short, an index from before the table
-    existed), the table is made again from one paginated read of the collection.
+    ``changes``: as ``ChunkTable.apply`` takes them (``{}``: applied already, file by file).
+    Without ``changes``, or when the table's count disagrees with Chroma's afterwards (a run cut
+    short, an index from before the table existed), the table is made again from one paginated
+    read of the collection.
     """
-    root = folder(home, collection.name)
-    root.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(root / "chunks.sqlite")
-    try:
-        vocabulary = _open(db)
-        if changes is not None:
-            _apply(db, changes, vocabulary)
+    with ChunkTable(home, collection.name) as table:
+        if changes:
+            table.apply(changes)
+        db = table.db
         if changes is None or db.execute("SELECT count(*) FROM terms").fetchone()[0] != collection.count():
-            _refill(db, collection, vocabulary)
-        db.executemany("INSERT INTO vocab VALUES (?, ?)", vocabulary.new)
-        db.commit()
+            _refill(db, collection, table.vocabulary)
+        table.commit()
         postings = Postings()
         for row in db.execute("SELECT id, source, interviewee, columns, counts FROM terms ORDER BY rowid"):
             postings.add(*row[:3], np.frombuffer(row[3], dtype=np.int32), np.frombuffer(row[4], dtype=np.int32))
-    finally:
-        db.close()
+        vocabulary = table.vocabulary
     index = build(postings, vocabulary, _centroid(collection, postings.ids))
-    return _save(index, root, stamp)
+    return _save(index, folder(home, collection.name), stamp)
 
 
 def _open(db) -> Vocabulary:

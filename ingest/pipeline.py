@@ -11,25 +11,33 @@ and only their metadata (offsets, paragraph numbers, document version) is rewrit
 after -- removes vectors the record manager never heard of and records whose vectors are
 missing (a kill between the two deletes of a removal), so one run heals either case.
 
-Files are parsed before the write lock is taken (a slow .docx keeps no one else waiting),
-each within a budget (``ingest.budget``); any failure of one file is its one-line reason.
+Files are read one at a time, each within a budget (``ingest.budget``): the next in a thread
+while this one is embedded, the first before the write lock is taken (a slow .docx keeps no
+other run waiting).  Each file's chunks go into the BM25 side's chunk table as soon as it is
+indexed: a run holds two files' text and chunks at most, whatever the size of the collection.  Any failure of one file
+is its one-line reason.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from langchain_core.embeddings import Embeddings
 
 from ingest.budget import read_document
 from ingest.chunk import chunk_document
 from ingest.files import FileOutcome, collect_files, remember, to_read
+from ingest.lexical import ChunkTable
+from ingest.progress import CountingEmbeddings, Progress
 from ingest.records import (
     all_metadata,
     chunk_key,
@@ -38,6 +46,7 @@ from ingest.records import (
     ensure_lexical,
     forget_sources,
     heal,
+    lexical_rows,
     live_texts,
     mark_changed,
     max_batch,
@@ -54,6 +63,8 @@ from rag.store import DocumentStore, cached_embedder, chroma_client, vector_stor
 from rag.types import Chunk, ParsedDocument
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+_END = object()
 
 BUNDLED_COLLECTION = Path(__file__).parent / "data" / "leader_interviews.txt"
 # The bundled collection is stored under this name, not its install path: a reinstall
@@ -93,72 +104,23 @@ class IngestReport:
         return bool(self.added or self.deleted or any(f.moved for f in self.files))
 
 
-class Progress:
-    """Progress of a run, in texts to embed (chunks and their sentences); the CLI and the UI give it a callback."""
-
-    def __init__(self, callback: Callable[[int, int, str], None] | None = None) -> None:
-        self.callback = callback
-        self.total = 0
-        self.done = 0
-        self.label = ""
-
-    def start(self, total: int) -> None:
-        self.total = total
-        self._emit()
-
-    def advance(self, n: int, label: str | None = None) -> None:
-        self.done = min(self.total, self.done + n)
-        if label is not None:
-            self.label = label
-        self._emit()
-
-    def _emit(self) -> None:
-        if self.callback:
-            self.callback(self.done, self.total, self.label)
-
-
 def _to_documents(chunks: list[Chunk]):
     from langchain_core.documents import Document
 
     return [Document(page_content=c.indexed_text, metadata=c.metadata()) for c in chunks]
 
 
-class CountingEmbeddings(Embeddings):
-    """An embedder that reports progress after every group of texts it embeds.
-
-    Wrapped inside the vector cache, so only texts that are really embedded are counted.
-    """
-
-    def __init__(self, inner: Embeddings, progress: Progress) -> None:
-        self.inner = inner
-        self.progress = progress
-        self.group = 4 * getattr(inner, "batch_size", 16)
-        self.embedded = 0
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        vectors: list[list[float]] = []
-        for i in range(0, len(texts), self.group):
-            batch = texts[i : i + self.group]
-            vectors += self.inner.embed_documents(batch)
-            self.embedded += len(batch)
-            self.progress.advance(len(batch))
-        return vectors
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.inner.embed_query(text)
-
-
-def parse_files(
+def read_files(
     files: list[Path],
     settings: Settings,
     cancel: threading.Event | None = None,
     on_progress: Callable[[int, int, str], None] | None = None,
-) -> tuple[list[tuple[ParsedDocument, list[Chunk]]], list]:
-    """Each readable file parsed and chunked; the outcome of each file that is not.
+) -> Iterator[tuple[Path, tuple[ParsedDocument, list[Chunk]] | FileOutcome]]:
+    """Each file in turn, parsed and chunked -- or the outcome of one that cannot be read.
 
-    A scan's OCR is reported page by page to ``on_progress`` ("scan.pdf: OCR").
+    One at a time, as the run needs them: a run holds one file's text and chunks, whatever the
+    number of files.  A scan's OCR is reported page by page to ``on_progress`` ("scan.pdf: OCR").
     """
-    parsed, failed = [], []
     for path in files:
         name = Path(path).name
         on_page = (lambda done, total, name=name: on_progress(done, total, f"{name}: OCR")) if on_progress else None
@@ -166,18 +128,25 @@ def parse_files(
             doc = read_document(path, settings, cancel, on_page)
             if Path(path).resolve() == BUNDLED_COLLECTION.resolve():
                 doc = dataclasses.replace(doc, source=BUNDLED_SOURCE)
-            chunks = chunk_document(doc, settings.chunk_size, settings.chunk_overlap)
+            yield path, (doc, chunk_document(doc, settings.chunk_size, settings.chunk_overlap))
         except ParseError as e:
-            failed.append(FileOutcome(str(path), "failed", str(e)))
-            continue
+            yield path, FileOutcome(str(path), "failed", str(e))
         except Exception as e:  # a failure nobody foresaw stays this file's: the run goes on
             log.exception("reading %s failed", path)
-            failed.append(
-                FileOutcome(str(path), "failed", f"{Path(path).name}: cannot read this file ({e.__class__.__name__})")
-            )
-            continue
-        parsed.append((doc, chunks))
-    return parsed, failed
+            yield path, FileOutcome(str(path), "failed", f"{name}: cannot read this file ({e.__class__.__name__})")
+
+
+def ahead(items: Iterator[T]) -> Iterator[T]:
+    """``items``, the next one made in a thread of its own while the caller works on this one:
+    a file is parsed while the one before it is embedded, and no more than one waits."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix="read-ahead")
+    try:
+        step = pool.submit(next, items, _END)
+        while (item := step.result()) is not _END:
+            step = pool.submit(next, items, _END)
+            yield item
+    finally:  # the run stopped early: the file being read is left to finish on its own
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def ingest(
@@ -204,42 +173,60 @@ def ingest(
     files += [f for f in cut_short(left, {BUNDLED_SOURCE: BUNDLED_COLLECTION}) if f not in files]
     unchanged, files, read = to_read(settings, files, left)  # read: the hash of each file's bytes, as parsed
     report.files += unchanged
-    parsed, failed = parse_files(files, settings, cancel, on_progress)
-    report.files += failed
+    parsed = ahead(read_files(files, settings, cancel, on_progress))
+    first = list(itertools.islice(parsed, 1))  # read before the write lock: a slow file keeps no one waiting
     with storage_errors(settings), ingest_lock(settings):
+        sizes = {path: _size(path) for path in files}
         progress = Progress(on_progress)
-        # Progress counts chunks and the sentences the answer scorer needs vectors of.
-        progress.start(sum(len(chunks) + len(sentence_texts(chunks)) for _, chunks in parsed))
+        progress.start(sizes.values())
         counting = CountingEmbeddings(embedder or load_embedder(settings), progress)
         client = chroma_client(settings)
-        run = _Run.open(settings, counting, client)
-        reconcile(run.store, run.records, run.collection)
-        healed, report.pruned = heal(settings, run.store, run.records, left)
-        changes: dict[str, list[Chunk]] = {source: [] for source in healed}
-        if any(doc.source == BUNDLED_SOURCE for doc, _ in parsed):
-            changes |= forget(run.store, run.records, _legacy_bundled(run.store), report)
-        whole = []  # (path, source, chunks, hash of the bytes read) of each file now in whole
-        for doc, chunks in parsed:
-            outcome = _index_file(doc, chunks, run)
-            report.files.append(outcome)
-            path = BUNDLED_COLLECTION.resolve() if doc.source == BUNDLED_SOURCE else Path(doc.source)
-            if path in read:
-                whole.append((path, doc.source, len(chunks), read[path]))
-            if outcome.status == "indexed":
-                changes[doc.source] = chunks
-        if prune:
-            changes |= forget(run.store, run.records, _missing_sources(run.store), report)
-        reconcile(run.store, run.records, run.collection)
-        if report.pruned:  # whole files removed: the sweep over every chunk (rare: --prune, a moved install)
-            collect_garbage(run.store, run.documents)
-            prune_cache(run.cached, live_texts(settings, client))
+        with _Run.open(settings, counting, client) as run:
+            reconcile(run.store, run.records, run.collection)
+            healed, report.pruned = heal(settings, run.store, run.records, left)
+            run.changed({source: [] for source in healed})
+            if BUNDLED_COLLECTION.resolve() in {Path(f).resolve() for f in files}:
+                run.changed(forget(run.store, run.records, _legacy_bundled(run.store), report))
+            whole = _index_files(run, itertools.chain(first, parsed), sizes, read, report)
+            if prune:
+                run.changed(forget(run.store, run.records, _missing_sources(run.store), report))
+            reconcile(run.store, run.records, run.collection)
+            if report.pruned:  # whole files removed: the sweep over every chunk (rare: --prune, a moved install)
+                collect_garbage(run.store, run.documents)
+                prune_cache(run.cached, live_texts(settings, client))
         if report.changed:
-            mark_changed(settings, run.collection, changes)
+            mark_changed(settings, run.collection, {})  # the chunk table has every change already
         else:
             ensure_lexical(settings, run.collection)
         remember(settings, whole)  # the next run finds these unchanged without reading them
     report.seconds = time.perf_counter() - began
     return report
+
+
+def _index_files(run: _Run, parsed, sizes: dict[Path, int], read: dict[Path, str], report: IngestReport) -> list:
+    """Each file of ``parsed`` indexed as it comes; (path, source, chunks, hash of the bytes read)
+    of each now in whole, for ``files.remember``."""
+    whole = []
+    for path, result in parsed:
+        if isinstance(result, FileOutcome):  # could not be read
+            report.files.append(result)
+            run.counting.progress.close_file(sizes[path])
+            continue
+        doc, chunks = result
+        outcome = _index_file(doc, chunks, run, sizes[path])
+        report.files.append(outcome)
+        if path in read:
+            whole.append((path, doc.source, len(chunks), read[path]))
+        if outcome.status == "indexed":
+            run.changed({doc.source: chunks})
+    return whole
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # gone since it was listed: reading it will say so
+        return 0
 
 
 def sentence_texts(chunks: list[Chunk]) -> list[str]:
@@ -270,6 +257,7 @@ class _Run:
     records: object
     documents: DocumentStore
     batch: int
+    table: ChunkTable  # the BM25 side's chunk table, changed file by file
 
     @classmethod
     def open(cls, settings: Settings, counting: CountingEmbeddings, client) -> _Run:
@@ -277,24 +265,38 @@ class _Run:
         store = vector_store(settings, cached, client)
         collection = client.get_collection(settings.collection_name)
         records, documents = record_manager(settings), DocumentStore(settings)
-        return cls(settings, counting, cached, store, collection, records, documents, max_batch(client))
+        table = ChunkTable(settings.home, settings.collection_name)
+        return cls(settings, counting, cached, store, collection, records, documents, max_batch(client), table)
+
+    def changed(self, changes: dict[str, list[Chunk]]) -> None:
+        """The chunks each of these sources holds now (none: removed), into the chunk table."""
+        if changes:
+            self.table.apply(lexical_rows(changes))
+
+    def __enter__(self) -> _Run:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.table.close()
 
 
-def _index_file(doc: ParsedDocument, chunks: list[Chunk], run: _Run) -> FileOutcome:
+def _index_file(doc: ParsedDocument, chunks: list[Chunk], run: _Run, size: int) -> FileOutcome:
     """One file indexed, what it left behind tidied, its sentences' vectors made: journaled from
     before its first chunk until after its last, so that readers see it only whole."""
     # A version stored already is this file unchanged (or a run cut short): nothing of it to tidy.
     before = {} if run.documents.path(doc.content_hash).exists() else previous_chunks(run.collection, doc.source)
+    sentences = sentence_texts(chunks)
+    run.counting.progress.open_file(size, len(chunks) + len(sentences), doc.file_name)
     begin_pending(run.settings.home, doc.source)
     outcome = _index_document(doc, chunks, run)
     if outcome.status == "indexed":
         tidy_after(run.collection, run.documents, run.cached, before, chunks)
-    sentences = sentence_texts(chunks)
     embedded = run.counting.embedded
     if outcome.added:
         embed_sentences(run.settings, run.counting, sentences)
     run.counting.progress.advance(len(sentences) - (run.counting.embedded - embedded))  # cached, or unchanged
     end_pending(run.settings.home, doc.source)
+    run.counting.progress.close_file(size)
     return outcome
 
 
@@ -303,7 +305,6 @@ def _index_document(doc: ParsedDocument, chunks: list[Chunk], run: _Run) -> File
     from langchain_core.indexing import index
 
     progress = run.counting.progress
-    progress.advance(0, doc.file_name)
     embedded_before = run.counting.embedded
     run.documents.save(doc, time.time())
     result = index(

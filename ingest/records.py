@@ -152,18 +152,21 @@ def stamp_path(settings: Settings) -> Path:
     return settings.home / f"{settings.collection_name}.stamp"
 
 
+def lexical_rows(changes: dict[str, list[Chunk]]) -> dict[str, list[tuple[str, str, str]]]:
+    """What the BM25 chunk table keeps of each changed source's chunks: (id, stored text, interviewee)."""
+    return {source: [(c.id, c.indexed_text, c.interviewee) for c in chunks] for source, chunks in changes.items()}
+
+
 def mark_changed(settings: Settings, collection, changes: dict[str, list[Chunk]] | None = None) -> None:
     """Save the BM25 side for a new index stamp, then write the stamp readers use to notice
     an ingest: a reader that sees the new stamp finds its saved index (``rag.lexical``).
 
-    ``changes``: the chunks each changed source holds now (an empty list: removed); None
-    when the whole collection must be read.
+    ``changes``: the chunks each changed source holds now (an empty list: removed; ``{}``: applied
+    already, file by file, through ``ingest.lexical.ChunkTable``); None when the whole collection
+    must be read.
     """
     marker = str(time.time_ns())
-    rows = None
-    if changes is not None:
-        rows = {source: [(c.id, c.indexed_text, c.interviewee) for c in chunks] for source, chunks in changes.items()}
-    lexical.write(settings.home, collection, marker, rows)
+    lexical.write(settings.home, collection, marker, None if changes is None else lexical_rows(changes))
     write_atomically(stamp_path(settings), marker.encode())
     lexical.forget_others(settings.home, collection.name, marker)
 

@@ -96,3 +96,58 @@ class PassageOut(BaseModel):
 
 class PassagesOut(BaseModel):
     chunks: list[PassageOut]
+
+
+class ArticleOut(BaseModel):
+    """An article inside a document: its title and who is interviewed."""
+
+    title: str
+    interviewee: str
+    date: str = ""
+    publisher: str = ""
+
+
+class DocumentOut(BaseModel):
+    """A document in the collection, as listed."""
+
+    id: str = Field(description="the key DELETE /v1/documents/{id} takes")
+    source: str = Field(description="its path, as a person is shown it")
+    file: str
+    title: str
+    articles: list[ArticleOut]
+    chunks: int
+    ingested_at: float = Field(description="when it was last indexed (seconds since the epoch; 0: not known)")
+
+    @classmethod
+    def of(cls, row: dict) -> DocumentOut:
+        """A row of ``ingest.collection.list_documents``."""
+        n = len(row["articles"])
+        articles = zip(
+            row["articles"], row["interviewees"], row.get("dates") or [""] * n, row.get("publishers") or [""] * n
+        )
+        return cls(
+            id=row["id"],
+            source=row["path"],
+            file=row["file"],
+            title=row["title"],
+            articles=[ArticleOut(title=t, interviewee=p, date=when, publisher=by) for t, p, when, by in articles],
+            chunks=row["chunks"],
+            ingested_at=row["ingested_at"],
+        )
+
+
+class DocumentsOut(BaseModel):
+    documents: list[DocumentOut]
+
+
+class UploadOut(BaseModel):
+    """What an upload did."""
+
+    indexed: list[str] = Field(description="the files now in the collection (new, changed or the same as before)")
+    added_chunks: int
+    refused: list[str] = Field(description="one line per file not kept, saying why")
+
+
+class RemovedOut(BaseModel):
+    removed: str = Field(description="the document's path, as listed")
+    chunks: int = Field(description="how many chunks left the collection")

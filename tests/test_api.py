@@ -232,6 +232,9 @@ def test_the_schemas_are_published_and_one_serializer_shapes_every_answer(client
     assert response_of("/v1/answers") == "AnswerOut" and "quote" in models["Citation"]["properties"]
     assert response_of("/v1/retrieve") == "PassagesOut" and response_of("/v1/models", "get") == "ModelList"
     assert response_of("/v1/chat/completions") == "ChatCompletion"
+    assert response_of("/v1/documents", "get") == "DocumentsOut" and response_of("/v1/documents") == "UploadOut"
+    assert response_of("/v1/documents/{document_id}", "delete") == "RemovedOut"
+    assert set(models["DocumentOut"]["properties"]) >= {"id", "source", "articles", "chunks", "ingested_at"}
     sent = http.post("/v1/answers", json={"question": "纸质材料？"}).json()
     assert "markdown" not in sent  # only when asked for
     expected = AnswerOut.of(quoted("纸质材料？")).payload()

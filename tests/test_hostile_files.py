@@ -16,7 +16,8 @@ from bench.hostile import mutate as _mutate
 from bench.hostile import pdf_bytes as _pdf
 from bench.hostile import slow_docx as _slow_docx
 from ingest.parse import decode_text, parse_file
-from ingest.pipeline import ingest, parse_files
+from ingest.files import FileOutcome
+from ingest.pipeline import ingest, read_files
 from rag.config import Settings
 from rag.errors import ParseError
 from tests.conftest import HashEmbedder as FakeEmbeddings
@@ -99,8 +100,8 @@ def test_a_docx_over_the_unpacked_limit_is_refused_before_parsing(tmp_path):
     assert path.stat().st_size < 2_000_000
     settings = Settings(home=tmp_path / "home", max_unpacked_mb=8)
     began = time.perf_counter()
-    _, failed = parse_files([path], settings)
-    assert "RAG_MAX_UNPACKED_MB" in failed[0].reason
+    ((_, failed),) = read_files([path], settings)
+    assert "RAG_MAX_UNPACKED_MB" in failed.reason
     assert time.perf_counter() - began < 30  # refused from the zip's directory, not parsed
 
 
@@ -142,8 +143,8 @@ def test_an_unforeseen_failure_in_one_file_is_its_reason(tmp_path, monkeypatch):
 
     (tmp_path / "a.txt").write_text(GOOD, encoding="utf-8")
     monkeypatch.setattr(pipeline, "chunk_document", broken)
-    parsed, failed = parse_files([tmp_path / "a.txt"], Settings(home=tmp_path / "home"))
-    assert not parsed and failed[0].reason == "a.txt: cannot read this file (RuntimeError)"
+    ((_, failed),) = read_files([tmp_path / "a.txt"], Settings(home=tmp_path / "home"))
+    assert isinstance(failed, FileOutcome) and failed.reason == "a.txt: cannot read this file (RuntimeError)"
 
 
 @pytest.mark.slow

@@ -160,8 +160,45 @@ def test_progress_reaches_the_total(settings, fake_embedder, tmp_path):
     seen = []
     ingest([tmp_path], settings, embedder=fake_embedder, on_progress=lambda d, t, label: seen.append((d, t)))
     done, total = seen[-1]
-    assert done == total >= 38  # the 38 chunks and the sentences the answer scorer needs vectors of
+    assert done == total == CORPUS.stat().st_size  # in bytes of the files read
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_files_are_streamed_one_ahead_and_their_chunks_reach_the_bm25_table_file_by_file(
+    settings, fake_embedder, tmp_path, monkeypatch
+):
+    """A run holds at most the file being indexed and the next one read: file k+2 is not read
+    before file k is indexed, and file k's chunks are in the chunk table before file k+1 is indexed."""
+    import sqlite3
+
+    import ingest.pipeline as pipeline
+    from rag.lexical import folder
+
+    names = [f"{i}.txt" for i in range(5)]
+    for i, name in enumerate(names):
+        write_interview(tmp_path, name, f"标题{i}\n局长：第{i}件事情我们做完了。我们推进了第{i}项改革。")
+    events, table_rows = [], []
+    read, index = pipeline.read_document, pipeline._index_file
+
+    def reading(path, *args):
+        events.append(("read", path.name))
+        return read(path, *args)
+
+    def indexing(doc, chunks, run, size):
+        db = sqlite3.connect(folder(settings.home, settings.collection_name) / "chunks.sqlite")
+        table_rows.append({source.rsplit("/", 1)[-1] for (source,) in db.execute("SELECT source FROM terms")})
+        db.close()
+        outcome = index(doc, chunks, run, size)
+        events.append(("indexed", doc.file_name))
+        return outcome
+
+    monkeypatch.setattr(pipeline, "read_document", reading)
+    monkeypatch.setattr(pipeline, "_index_file", indexing)
+    report = ingest([tmp_path], settings, embedder=fake_embedder)
+    assert report.count("indexed") == 5
+    for k in range(3):
+        assert events.index(("read", names[k + 2])) > events.index(("indexed", names[k]))
+    assert table_rows == [set(names[:k]) for k in range(5)]  # before each file: every file before it
 
 
 def test_a_second_writer_is_refused(settings, fake_embedder, tmp_path):

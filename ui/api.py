@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException
 
 from rag import __version__
 from rag.references import history_of, with_references
-from rag.schema import AnswerOut, PassageOut, PassagesOut
+from rag.schema import AnswerOut, DocumentOut, DocumentsOut, PassageOut, PassagesOut, RemovedOut, UploadOut
 from rag.text import count_tokens
 from ui.http_errors import ApiError, BodyGate, errors_as_json
 
@@ -215,36 +215,14 @@ class _Shown:
 
 
 def _document_routes(app: FastAPI, collection, writing: asyncio.Lock, v1: dict) -> None:
-    def listing() -> list[dict]:
-        rows = collection.documents()
-        return [
-            {
-                "id": d["id"],
-                "source": d["path"],
-                "file": d["file"],
-                "title": d["title"],
-                "articles": [
-                    {"title": t, "interviewee": p, "date": when, "publisher": by}
-                    for t, p, when, by in zip(
-                        d["articles"],
-                        d["interviewees"],
-                        d.get("dates") or [""] * len(d["articles"]),
-                        d.get("publishers") or [""] * len(d["articles"]),
-                    )
-                ],
-                "chunks": d["chunks"],
-                "ingested_at": d["ingested_at"],
-            }
-            for d in rows
-        ]
-
-    @app.get("/v1/documents", **v1)
-    async def documents() -> dict:
+    @app.get("/v1/documents", response_model=DocumentsOut, **v1)
+    async def documents() -> DocumentsOut:
         """The documents in the collection, with their articles and interviewees."""
-        return {"documents": await run_in_threadpool(listing)}
+        rows = await run_in_threadpool(collection.documents)
+        return DocumentsOut(documents=[DocumentOut.of(row) for row in rows])
 
-    @app.post("/v1/documents", **v1)
-    async def upload(files: list[UploadFile] = File(...)) -> dict:
+    @app.post("/v1/documents", response_model=UploadOut, **v1)
+    async def upload(files: list[UploadFile] = File(...)) -> UploadOut:
         """Upload and index files (.txt .md .docx .pdf .html, scans), with the page's checks; refused files are not kept."""
         import tempfile
 
@@ -257,10 +235,10 @@ def _document_routes(app: FastAPI, collection, writing: asyncio.Lock, v1: dict) 
                     uploads.append((temp, Path(f.filename or "upload").name))
                 report, problems = await run_in_threadpool(collection.add_files, uploads)
         indexed = [Path(f.path).name for f in (report.files if report else []) if f.status in ("indexed", "unchanged")]
-        return {"indexed": indexed, "added_chunks": report.added if report else 0, "refused": problems}
+        return UploadOut(indexed=indexed, added_chunks=report.added if report else 0, refused=problems)
 
-    @app.delete("/v1/documents/{document_id}", **v1)
-    async def delete(document_id: str) -> dict:
+    @app.delete("/v1/documents/{document_id}", response_model=RemovedOut, **v1)
+    async def delete(document_id: str) -> RemovedOut:
         """Remove a document (by its id from GET /v1/documents) and its uploaded copy."""
         async with writing:
             rows = await run_in_threadpool(collection.documents)
@@ -268,7 +246,7 @@ def _document_routes(app: FastAPI, collection, writing: asyncio.Lock, v1: dict) 
             if row is None:
                 raise HTTPException(404, f"no document with id {document_id[:40]!r}; GET /v1/documents lists them")
             await run_in_threadpool(collection.remove, [row["source"]])
-        return {"removed": row["path"], "chunks": row["chunks"]}
+        return RemovedOut(removed=row["path"], chunks=row["chunks"])
 
 
 def _chat_routes(app: FastAPI, assistant, gate: Gate, shown: _Shown, v1: dict) -> None:
