@@ -34,23 +34,41 @@ def load_seed_questions() -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def model_cache(tmp_path_factory) -> Path:
-    """Where the bundled model is converted once for the whole test session.
+def model_cache(tmp_path_factory, worker_id) -> Path:
+    """Where the bundled model is converted once for the whole test session, shared by the
+    session's pytest-xdist workers (the folder beside their own temporary folders).
 
     ``RAG_TEST_MODEL_CACHE`` reuses a folder across sessions (a developer's speed-up).
     """
     reuse = os.environ.get("RAG_TEST_MODEL_CACHE")
-    return Path(reuse) if reuse else tmp_path_factory.mktemp("models")
+    if reuse:
+        return Path(reuse)
+    if worker_id == "master":  # not run by xdist
+        return tmp_path_factory.mktemp("models")
+    shared = tmp_path_factory.getbasetemp().parent / "models"
+    shared.mkdir(exist_ok=True)
+    return shared
 
 
 @pytest.fixture(scope="session")
 def e5(model_cache):
-    """The bundled embedding model, loaded once for the whole session."""
+    """The bundled embedding model, loaded once for the whole session (the first worker to come
+    converts it, the others wait and load what it wrote)."""
+    from filelock import FileLock
+
     from rag.embeddings import load_embedder
 
-    embedder = load_embedder(Settings(home=model_cache.parent / "unused", model_cache=model_cache))
-    embedder.warm_up()
+    with FileLock(model_cache / "convert.lock"):
+        embedder = load_embedder(Settings(home=model_cache.parent / "unused", model_cache=model_cache))
+        embedder.warm_up()
     return embedder
+
+
+@pytest.fixture(scope="session")
+def e5_once(e5):
+    """The bundled model remembering what it embedded (``Remembering``), for the tests that
+    ingest the same files into many homes."""
+    return Remembering(e5)
 
 
 @pytest.fixture(scope="session")
@@ -126,6 +144,28 @@ class HashEmbedder(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return self._vector(text)
+
+
+class Remembering(Embeddings):
+    """A real model, each text embedded by it once for the whole test: for tests that ingest the
+    same files into many homes.  Each home's own vector cache is still read and written as
+    usual; only the model's work is not repeated."""
+
+    def __init__(self, inner: Embeddings) -> None:
+        self.inner = inner
+        self.vectors: dict[str, list[float]] = {}
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        missing = [t for t in dict.fromkeys(texts) if t not in self.vectors]
+        if missing:
+            self.vectors.update(zip(missing, self.inner.embed_documents(missing), strict=True))
+        return [self.vectors[t] for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.inner.embed_query(text)
+
+    def __getattr__(self, name: str):  # batch_size, warm_up, … as the model has them
+        return getattr(self.inner, name)
 
 
 def cached_vectors(home: Path, kind: str = "embeddings") -> int:

@@ -79,7 +79,7 @@ def _fill(mount: Path, leave: int, name: str = "ballast") -> Path:
 
 @pytest.mark.parametrize("trials", [2, pytest.param(5, marks=pytest.mark.soak)])
 def test_a_full_disk_stops_ingestion_with_one_line_and_the_next_run_completes_it(
-    small_disk, tmp_path, e5, model_cache, bundled_index, trials
+    small_disk, tmp_path, e5, e5_once, model_cache, bundled_index, trials
 ):
     clean = Settings(home=bundled_index, model_cache=model_cache)
     expected = state(clean, e5)
@@ -101,7 +101,7 @@ def test_a_full_disk_stops_ingestion_with_one_line_and_the_next_run_completes_it
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
         ballast.unlink()
         settings = Settings(home=home, model_cache=clean.model_cache)
-        ingest(None, settings, embedder=e5)  # the next run, with room again
+        ingest(None, settings, embedder=e5_once)  # the next run, with room again
         assert state(settings, e5) == expected, f"trial {trial}: {leave_kb} KB left"
         SharedSystemClient.clear_system_cache()  # close the store's files, or deleting them frees nothing
         shutil.rmtree(home)
@@ -174,7 +174,7 @@ def test_answers_go_on_when_no_sentence_vector_can_be_written(settings, e5, monk
 
 
 @pytest.mark.parametrize("nth", [0, 1, 2])
-def test_an_injected_enospc_at_any_cache_write_is_survived(settings, tmp_path, e5, monkeypatch, nth):
+def test_an_injected_enospc_at_any_cache_write_is_survived(settings, tmp_path, e5_once, monkeypatch, nth):
     """Where no tmpfs can be mounted: ENOSPC raised at the ``nth`` write of the ingestion (a file,
     or a batch of the vector cache) and at every one after it."""
     clean = Settings(home=tmp_path / "clean", model_cache=settings.model_cache)
@@ -192,19 +192,19 @@ def test_an_injected_enospc_at_any_cache_write_is_survived(settings, tmp_path, e
         real_write(target, data, durable)
 
     monkeypatch.setattr(rag.store, "write_atomically", full_disk)
-    ingest(None, clean, embedder=e5)
-    expected = state(clean, e5)
+    ingest(None, clean, embedder=e5_once)
+    expected = state(clean, e5_once)
     assert writes == ["file", "vectors", "best effort"]  # the document, its chunks' vectors, its sentences'
     budget[0] = nth
     if writes[nth] == "best effort":  # only the sentence vectors fail: the ingestion goes on without them
-        ingest(None, settings, embedder=e5)
-        assert cached_vectors(settings.home, "sentences") == 0 and state(settings, e5) == expected
+        ingest(None, settings, embedder=e5_once)
+        assert cached_vectors(settings.home, "sentences") == 0 and state(settings, e5_once) == expected
     else:
         with pytest.raises(StorageFullError, match="no space left"):
-            ingest(None, settings, embedder=e5)
+            ingest(None, settings, embedder=e5_once)
     monkeypatch.undo()
-    ingest(None, settings, embedder=e5)
-    assert state(settings, e5) == expected
+    ingest(None, settings, embedder=e5_once)
+    assert state(settings, e5_once) == expected
 
 
 def test_the_older_cache_layout_is_moved_in_once_and_its_torn_entries_embedded_again(settings, e5):

@@ -15,8 +15,8 @@ from bench.hostile import inflating_pdf as _inflating_pdf
 from bench.hostile import mutate as _mutate
 from bench.hostile import pdf_bytes as _pdf
 from bench.hostile import slow_docx as _slow_docx
-from ingest.parse import decode_text, parse_file
 from ingest.files import FileOutcome
+from ingest.parse import decode_text, parse_file
 from ingest.pipeline import ingest, read_files
 from rag.config import Settings
 from rag.errors import ParseError

@@ -84,13 +84,13 @@ def _no_orphans(settings: Settings, e5) -> None:
 
 
 @pytest.mark.parametrize("trials", [6, pytest.param(KILL_TRIALS, marks=pytest.mark.soak)])
-def test_killed_runs_are_completed_by_the_next(tmp_path, model_cache, e5, trials):
+def test_killed_runs_are_completed_by_the_next(tmp_path, model_cache, e5_once, trials):
     """SIGKILL ``rag ingest`` at seeded points; the next run leaves the store as a clean ingest does."""
     folder = tmp_path / "files"
     folder.mkdir()
     split_corpus(folder)
     clean = Settings(home=tmp_path / "clean", model_cache=model_cache)
-    ingest([folder], clean, embedder=e5)
+    ingest([folder], clean, embedder=e5_once)
     expected = snapshot(clean)
     outcomes = []
     for trial, (target, delay) in enumerate(_kill_points(trials=trials)):
@@ -109,9 +109,9 @@ def test_killed_runs_are_completed_by_the_next(tmp_path, model_cache, e5, trials
         names = [c.name for c in client.list_collections()]
         before = client.get_collection(settings.collection_name).count() if settings.collection_name in names else 0
         outcomes.append((target, delay, proc.returncode, before))
-        ingest([folder], settings, embedder=e5)  # the next run
+        ingest([folder], settings, embedder=e5_once)  # the next run
         assert snapshot(settings) == expected, f"trial {trial}: killed after {target} chunks + {delay} s"
-        _no_orphans(settings, e5)
+        _no_orphans(settings, e5_once)
     killed = [o for o in outcomes if o[2] == -signal.SIGKILL]
     print("kill trials (chunks embedded, delay s, exit, chunks in store when killed):", outcomes)
     assert len(killed) >= trials - 2, f"only {len(killed)} runs were still going when killed: {outcomes}"
