@@ -29,6 +29,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(config, items) -> None:
+    """For pytest-xdist's ``--dist loadgroup``: a test using a fixture made once per module runs in
+    the worker that made it (one group per module), the page tests in the one running their
+    ``rag ui`` (``server``); every other test goes to whichever worker is free."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        scopes = {name: defs[-1].scope for name, defs in (info.name2fixturedefs.items() if info else ()) if defs}
+        if "server" in scopes:
+            item.add_marker(pytest.mark.xdist_group("page-server"))
+        elif "module" in scopes.values():
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 def load_seed_questions() -> list[dict]:
     return [json.loads(line) for line in SEED_DEV.read_text(encoding="utf-8").splitlines() if line.strip()]
 

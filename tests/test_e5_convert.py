@@ -96,18 +96,17 @@ def test_the_onnx_backends_give_the_same_vectors_and_answers(tmp_path, monkeypat
     assert base.embed_backend == e5.backend == "onnx"
     reference = np.asarray(load_embedder(dataclasses.replace(base, embed_backend="torch")).embed_documents(texts))
     assert np.abs(np.asarray(e5.embed_documents(texts)) - reference).max() < 1e-5
-    floors = {"onnx": 0.9999, "onnx-int8": 0.97}
-    for backend, floor in floors.items():
-        settings = dataclasses.replace(base, embed_backend=backend)
-        vectors = np.asarray(load_embedder(settings).embed_documents(texts))
-        assert (vectors * reference).sum(axis=1).min() >= floor, backend
-        assert list((model_cache / "onnx" / settings.model_slug).glob("*.onnx"))  # exported once, kept
+    assert list((model_cache / "onnx" / base.model_slug).glob("*.onnx"))  # exported once, kept
     int8 = dataclasses.replace(base, embed_backend="onnx-int8")
+    model = load_embedder(int8)
+    vectors = np.asarray(model.embed_documents(texts))
+    assert (vectors * reference).sum(axis=1).min() >= 0.97
     assert int8.collection_name != base.collection_name  # its vectors never mix with torch's
     monkeypatch.setenv("RAG_EMBED_BACKEND", "onnx-int8")
     monkeypatch.setenv("RAG_HOME", str(int8.home))
-    assert ingest(None, Settings.from_env()).added == 38
-    answer = Assistant(Settings.from_env()).ask("乡村教育要实现怎样的转变？")
+    assert Settings.from_env().collection_name == int8.collection_name  # what the variable selects
+    assert ingest(None, Settings.from_env(), embedder=model).added == 38
+    answer = Assistant(Settings.from_env(), embedder=model).ask("乡村教育要实现怎样的转变？")
     assert answer.found and "就近就便" in answer.text
 
 

@@ -83,7 +83,8 @@ def _no_orphans(settings: Settings, e5) -> None:
     assert sorted(lexical.ids) == sorted(in_store) == sorted(record_manager(settings).list_keys())
 
 
-@pytest.mark.parametrize("trials", [6, pytest.param(KILL_TRIALS, marks=pytest.mark.soak)])
+# 4 trials kill a run while it embeds and while it writes (the seeded points 30, 5, 20, 18 chunks)
+@pytest.mark.parametrize("trials", [4, pytest.param(KILL_TRIALS, marks=pytest.mark.soak)])
 def test_killed_runs_are_completed_by_the_next(tmp_path, model_cache, e5_once, trials):
     """SIGKILL ``rag ingest`` at seeded points; the next run leaves the store as a clean ingest does."""
     folder = tmp_path / "files"
