@@ -35,8 +35,7 @@ class ChunkTable:
     def __init__(self, home: Path, collection_name: str) -> None:
         root = folder(home, collection_name)
         root.mkdir(parents=True, exist_ok=True)
-        # check_same_thread off: a run applies changes from one thread of its own, one at a time
-        self.db = sqlite3.connect(root / "chunks.sqlite", check_same_thread=False)
+        self.db = sqlite3.connect(root / "chunks.sqlite")
         self.vocabulary = _open(self.db)
 
     def apply(self, changes: dict[str, list]) -> None:

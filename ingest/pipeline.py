@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -258,8 +258,6 @@ class _Run:
     documents: DocumentStore
     batch: int
     table: ChunkTable  # the BM25 side's chunk table, changed file by file
-    _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="bm25-table"))
-    _behind: Future | None = None
 
     @classmethod
     def open(cls, settings: Settings, counting: CountingEmbeddings, client) -> _Run:
@@ -271,29 +269,18 @@ class _Run:
         return cls(settings, counting, cached, store, collection, records, documents, max_batch(client), table)
 
     def changed(self, changes: dict[str, list[Chunk]]) -> None:
-        """The chunks each of these sources holds now (none: removed), into the chunk table -- in a
-        thread of its own, one file at most behind: jieba's tokenising of one file's new chunks
-        then overlaps the next file's store writes and embedding, which leave the GIL free."""
-        if changes:
-            self.settle()
-            self._behind = self._pool.submit(self.table.apply, lexical_rows(changes))
+        """The chunks each of these sources holds now (none: removed), into the chunk table.
 
-    def settle(self) -> None:
-        """Wait until the chunk table holds every change (a failure there raised here)."""
-        behind, self._behind = self._behind, None
-        if behind is not None:
-            behind.result()
+        Applied here, not in a thread of its own: measured both ways, 6,340 chunks took the same
+        time (19.0 and 20.2 s threaded, 19.5 and 20.1 s here): jieba's tokenising holds the GIL."""
+        if changes:
+            self.table.apply(lexical_rows(changes))
 
     def __enter__(self) -> _Run:
         return self
 
-    def __exit__(self, failed, *exc) -> None:
-        try:
-            if failed is None:
-                self.settle()
-        finally:
-            self._pool.shutdown(wait=True)
-            self.table.close()
+    def __exit__(self, *exc) -> None:
+        self.table.close()
 
 
 def _index_file(doc: ParsedDocument, chunks: list[Chunk], run: _Run, size: int) -> FileOutcome:
