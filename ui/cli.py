@@ -23,7 +23,9 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
     from ingest.pipeline import ingest
 
-    bar = tqdm(total=0, unit="text", desc="ingest", disable=args.quiet, file=sys.stderr)
+    bar = tqdm(
+        total=0, unit="B", unit_scale=True, unit_divisor=1024, desc="ingest", disable=args.quiet, file=sys.stderr
+    )
 
     def on_progress(done: int, total: int, label: str) -> None:
         bar.total = total

@@ -82,7 +82,7 @@ def _ready_assistant(settings):
     assistant = Assistant(settings)
     if needs_bundled_ingest(settings) or pending_sources(settings.home):
         print(f"Indexing into {settings.home} (the bundled collection, or what a stopped run left) …", file=sys.stderr)
-        with tqdm(total=0, unit="text", desc="ingest", file=sys.stderr) as bar:
+        with tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, desc="ingest", file=sys.stderr) as bar:
 
             def on_progress(done: int, total: int, label: str) -> None:
                 bar.total, bar.n = total, done
