@@ -14,8 +14,8 @@ missing (a kill between the two deletes of a removal), so one run heals either c
 Files are read one at a time, each within a budget (``ingest.budget``): the next in a thread
 while this one is embedded, the first before the write lock is taken (a slow .docx keeps no
 other run waiting).  Each file's chunks go into the BM25 side's chunk table as soon as it is
-indexed: a run holds two files' text and chunks at most, whatever the size of the collection.  Any failure of one file
-is its one-line reason.
+indexed: a run holds two files' text and chunks at most, whatever the size of the collection.
+Any failure of one file is its one-line reason.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def read_files(
 ) -> Iterator[tuple[Path, tuple[ParsedDocument, list[Chunk]] | FileOutcome]]:
     """Each file in turn, parsed and chunked -- or the outcome of one that cannot be read.
 
-    One at a time, as the run needs them: a run holds one file's text and chunks, whatever the
+    One at a time, as the run asks for them (``ahead`` reads one more meanwhile), whatever the
     number of files.  A scan's OCR is reported page by page to ``on_progress`` ("scan.pdf: OCR").
     """
     for path in files:
@@ -185,7 +185,7 @@ def ingest(
             reconcile(run.store, run.records, run.collection)
             healed, report.pruned = heal(settings, run.store, run.records, left)
             run.changed({source: [] for source in healed})
-            if BUNDLED_COLLECTION.resolve() in {Path(f).resolve() for f in files}:
+            if BUNDLED_COLLECTION.resolve() in files:  # files are resolved paths
                 run.changed(forget(run.store, run.records, _legacy_bundled(run.store), report))
             whole = _index_files(run, itertools.chain(first, parsed), sizes, read, report)
             if prune:

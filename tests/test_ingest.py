@@ -332,3 +332,17 @@ def test_unchanged_files_are_found_unchanged_without_being_read(settings, fake_e
     read.clear()
     ingest([folder], dataclasses.replace(settings, chunk_size=120), embedder=fake_embedder)
     assert sorted(read) == ["f0.txt", "f1.txt", "f2.txt"]
+
+
+def test_the_bundled_collection_stored_under_an_older_install_path_is_replaced(settings, fake_embedder, tmp_path):
+    """An index made when the bundled file was stored under its install path: ingesting the bundled
+    collection removes that copy, so it is not held twice."""
+    from ingest.pipeline import BUNDLED_SOURCE
+
+    older = tmp_path / "old-install" / "ingest" / "data" / CORPUS.name
+    older.parent.mkdir(parents=True)
+    shutil.copy(CORPUS, older)
+    ingest([older], settings, embedder=fake_embedder)
+    report = ingest(None, settings, embedder=fake_embedder)
+    assert report.deleted == 38
+    assert {v[1] for v in store_state(settings).values()} == {BUNDLED_SOURCE}
