@@ -148,8 +148,11 @@ def test_a_chunk_removed_by_another_process_since_loading_is_left_out(settings, 
     assert hits[0][0].id not in {c.id for c, _ in left} and [c.id for c, _ in left] == [c.id for c, _ in hits[1:]]
 
 
-def test_the_weights_are_those_bm25s_computes_from_token_lists():
+@pytest.mark.parametrize("block", [20_000, 7])  # 7: postings and weights cross many blocks
+def test_the_weights_are_those_bm25s_computes_from_token_lists(monkeypatch, block):
     import bm25s
+
+    monkeypatch.setattr(rag.lexical.Postings, "BLOCK", block)
 
     from rag.text import tokenize
 
@@ -158,6 +161,7 @@ def test_the_weights_are_those_bm25s_computes_from_token_lists():
     postings, vocabulary = rag.lexical.Postings(), rag.lexical.Vocabulary()
     for i, toks in enumerate(tokens):
         postings.add(str(i), "s", "", *vocabulary.counted(toks))
+    assert len(postings._pending) < block and len(postings._blocks) == len(texts) // block
     ours = rag.lexical.build(postings, vocabulary, None)
     theirs = bm25s.BM25()
     theirs.index(tokens, show_progress=False)
