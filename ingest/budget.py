@@ -16,9 +16,7 @@ calling ``ingest()`` without an ``if __name__ == "__main__"`` guard would run it
 from __future__ import annotations
 
 import logging
-import pickle
 import queue
-import struct
 import subprocess
 import sys
 import threading
@@ -26,6 +24,7 @@ import time
 from pathlib import Path
 
 from ingest.formats import Collected
+from ingest.messages import receive, send
 from ingest.parse import parse_file
 from ingest.scans import IMAGE_SUFFIXES, PageProgress
 from rag.config import Settings
@@ -37,23 +36,6 @@ log = logging.getLogger(__name__)
 WORKER_SUFFIXES = (".docx", ".pdf", ".html", ".htm", *IMAGE_SUFFIXES)
 _POLL_SECONDS = 0.2
 _PAGE = "page"  # a worker's message between request and reply: (_PAGE, pages done, pages in all)
-_HEADER = struct.Struct(">Q")
-
-
-def _send(stream, payload) -> None:
-    data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(data)) + data)
-    stream.flush()
-
-
-def _receive(stream):
-    """One message, or None at the end of the stream."""
-    header = stream.read(_HEADER.size)
-    if len(header) < _HEADER.size:
-        return None
-    (size,) = _HEADER.unpack(header)
-    data = stream.read(size)
-    return pickle.loads(data) if len(data) == size else None
 
 
 def _parse_in_worker(
@@ -87,7 +69,7 @@ class _Worker:
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
-        while (reply := _receive(self.process.stdout)) is not None:
+        while (reply := receive(self.process.stdout)) is not None:
             self.replies.put(reply)
         self.replies.put(None)  # the worker ended
 
@@ -129,7 +111,7 @@ def _ask_worker(
     if _worker is None or _worker.process.poll() is not None:
         _worker = _Worker()
     try:
-        _send(_worker.process.stdin, (path, *limits))
+        send(_worker.process.stdin, (path, *limits))
     except OSError as e:
         _worker = None
         raise ParseError(f"{name}: the reader could not be started ({e.__class__.__name__})") from e
@@ -167,8 +149,8 @@ def _serve() -> None:
     """The worker's loop: (path, max_bytes, max_unpacked) in, (document or reason, logged lines) out."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a library that prints must not corrupt the replies
-    while (request := _receive(stdin)) is not None:
-        _send(stdout, _parse_in_worker(*request, on_page=lambda done, total: _send(stdout, (_PAGE, done, total))))
+    while (request := receive(stdin)) is not None:
+        send(stdout, _parse_in_worker(*request, on_page=lambda done, total: send(stdout, (_PAGE, done, total))))
 
 
 if __name__ == "__main__":

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 
+from ingest.tokens import Tokenizer
 from rag.lexical import COMPLETE, LexicalIndex, Postings, Vocabulary, _centroid, build, folder
 from rag.store import iter_pages
 from rag.text import tokenize
@@ -26,21 +27,40 @@ class ChunkTable:
     """The chunk table, open for one run: each changed source's rows made equal to its chunks now
     as soon as its file is done, so a run holds no more than one file's chunks for the BM25 side.
 
-    ``apply`` takes, source by source, the source's chunks now as (id, stored text, interviewee),
+    ``submit`` takes, source by source, the source's chunks now as (id, stored text, interviewee),
     an empty list for a source removed; only those rows change and only chunks new to the table
-    are tokenised.  Each call is committed: a run stopped later leaves rows that agree with
-    Chroma for the files it finished (and ``write`` checks the count in any case).
+    are tokenised -- by ``tokenizer`` (``ingest.tokens``), while the caller goes on to the next
+    file; their rows are written at the next ``submit`` or ``flush``.  Each step is committed: a
+    run stopped later leaves rows that agree with Chroma for the files it finished (and
+    ``write`` checks the count in any case).
     """
 
-    def __init__(self, home: Path, collection_name: str) -> None:
+    def __init__(self, home: Path, collection_name: str, tokenizer: Tokenizer | None = None) -> None:
         root = folder(home, collection_name)
         root.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(root / "chunks.sqlite")
         self.vocabulary = _open(self.db)
+        self.tokenizer = tokenizer or Tokenizer(apart=False)
+        self._pending: tuple[list[tuple[str, str, str]], Callable[[], list[list[str]]]] | None = None
+
+    def submit(self, changes: dict[str, list]) -> None:
+        """Rows of chunks gone deleted and interviewees brought up to date now; new chunks' rows
+        once their tokens are back (the previous submission's are written first)."""
+        self.flush()
+        new = _change(self.db, changes)
+        self._pending = (new, self.tokenizer.submit([text for _, _, _, text in new]))
+        self.commit()
+
+    def flush(self) -> None:
+        """The rows of the chunks submitted last written, once their tokens are back."""
+        if self._pending is not None:
+            (new, tokens), self._pending = self._pending, None
+            _insert(self.db, ((i, s, p, t) for (i, s, p, _), t in zip(new, tokens(), strict=True)), self.vocabulary)
+            self.commit()
 
     def apply(self, changes: dict[str, list]) -> None:
-        _apply(self.db, changes, self.vocabulary)
-        self.commit()
+        self.submit(changes)
+        self.flush()
 
     def commit(self) -> None:
         self.db.executemany("INSERT INTO vocab VALUES (?, ?)", self.vocabulary.new)
@@ -48,6 +68,7 @@ class ChunkTable:
         self.db.commit()
 
     def close(self) -> None:
+        self.tokenizer.close()
         self.db.close()
 
     def __enter__(self) -> ChunkTable:
@@ -108,16 +129,19 @@ def _insert(db, chunks: Iterable[tuple[str, str, str, list[str]]], vocabulary: V
     db.executemany("INSERT OR REPLACE INTO terms VALUES (?, ?, ?, ?, ?)", rows)
 
 
-def _apply(db, changes: dict[str, list], vocabulary: Vocabulary) -> None:
-    """Each changed source's rows made equal to its chunks now (tokenising only new ones)."""
+def _change(db, changes: dict[str, list]) -> list[tuple[str, str, str, str]]:
+    """Each changed source's rows of chunks gone deleted and interviewees updated; the chunks
+    new to the table, as (id, source, interviewee, stored text), to be tokenised."""
+    new = []
     for source, chunks in changes.items():
         have = {row[0] for row in db.execute("SELECT id FROM terms WHERE source = ?", (source,))}
         now = {chunk_id for chunk_id, _, _ in chunks}
         db.executemany("DELETE FROM terms WHERE id = ?", [(i,) for i in have - now])
-        _insert(db, ((i, source, person, tokenize(text)) for i, text, person in chunks if i not in have), vocabulary)
+        new += [(i, source, person, text) for i, text, person in chunks if i not in have]
         db.executemany(
             "UPDATE terms SET interviewee = ? WHERE id = ?", [(person, i) for i, _, person in chunks if i in have]
         )
+    return new
 
 
 def _refill(db, collection, vocabulary: Vocabulary) -> None:

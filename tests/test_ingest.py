@@ -168,7 +168,8 @@ def test_files_are_streamed_one_ahead_and_their_chunks_reach_the_bm25_table_file
     settings, fake_embedder, tmp_path, monkeypatch
 ):
     """A run holds at most the file being indexed and the next one read: file k+2 is not read
-    before file k is indexed, and file k's chunks are in the chunk table before file k+1 is indexed."""
+    before file k is indexed, and file k's chunks are in the chunk table before file k+2 is
+    indexed (they are tokenised while file k+1 is written), every file's at the end."""
     import sqlite3
 
     import ingest.pipeline as pipeline
@@ -198,7 +199,10 @@ def test_files_are_streamed_one_ahead_and_their_chunks_reach_the_bm25_table_file
     assert report.count("indexed") == 5
     for k in range(3):
         assert events.index(("read", names[k + 2])) > events.index(("indexed", names[k]))
-    assert table_rows == [set(names[:k]) for k in range(5)]  # before each file: every file before it
+    assert table_rows == [set(names[: max(0, k - 1)]) for k in range(5)]  # before each file: all but the last
+    db = sqlite3.connect(folder(settings.home, settings.collection_name) / "chunks.sqlite")
+    assert {source.rsplit("/", 1)[-1] for (source,) in db.execute("SELECT source FROM terms")} == set(names)
+    db.close()
 
 
 def test_a_second_writer_is_refused(settings, fake_embedder, tmp_path):

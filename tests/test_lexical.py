@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import ingest.lexical as ingest_lexical
+import ingest.tokens as ingest_tokens
 import rag.lexical
 from ingest.pipeline import ingest
 from rag.retrieval import HybridRetriever
@@ -27,7 +28,7 @@ def tokenised(monkeypatch) -> list[int]:
     """How many chunk texts ``rag.lexical`` tokenises, call by call."""
     calls: list[int] = []
     real = rag.lexical.tokenize
-    for module in (rag.lexical, ingest_lexical):  # building from Chroma, and ingestion's table
+    for module in (rag.lexical, ingest_lexical, ingest_tokens):  # building from Chroma; ingestion's table
         monkeypatch.setattr(module, "tokenize", lambda text: calls.append(1) or real(text))
     return calls
 
