@@ -134,11 +134,32 @@ def build(postings: Postings, vocabulary: Vocabulary, centroid, key: tuple = ())
     n = len(postings.ids)
     cols, tf = postings.take()
     df = np.bincount(cols, minlength=len(vocabulary.columns))
-    idf = np.log1p((n - df + 0.5) / (df + 0.5))  # Lucene's, as bm25s computes it
-    tokens = sorted(vocabulary.columns, key=vocabulary.columns.__getitem__)
+    idf = inverse_frequencies(n, df)
     bm25 = _bm25(postings, cols, tf, idf, vocabulary.columns) if n else None
-    known_idf = {tokens[c]: float(idf[c]) for c in np.flatnonzero(df)}
-    return LexicalIndex(postings.ids, bm25, known_idf, postings.sources, postings.interviewees, centroid, key)
+    return LexicalIndex(
+        postings.ids, bm25, known_idf(vocabulary, idf, df), postings.sources, postings.interviewees, centroid, key
+    )
+
+
+def inverse_frequencies(n: int, df: np.ndarray) -> np.ndarray:
+    return np.log1p((n - df + 0.5) / (df + 0.5))  # Lucene's, as bm25s computes it
+
+
+def known_idf(vocabulary: Vocabulary, idf: np.ndarray, df: np.ndarray) -> dict[str, float]:
+    """Token -> idf, for the tokens some chunk holds."""
+    tokens = sorted(vocabulary.columns, key=vocabulary.columns.__getitem__)
+    return {tokens[c]: float(idf[c]) for c in np.flatnonzero(df)}
+
+
+def length_norms(lengths: np.ndarray) -> np.ndarray:
+    """Per chunk, the denominator's share of its length: k1 (1 - b + b |d| / avgdl)."""
+    average = lengths.mean() if lengths.sum() > 0 else 1.0
+    return (K1 * (1 - B + B * lengths / average)).astype(np.float32)
+
+
+def weights(idf32: np.ndarray, cols: np.ndarray, tf: np.ndarray, norms: np.ndarray) -> np.ndarray:
+    """Lucene's BM25 weight of each posting (float32 throughout, as bm25s stores them)."""
+    return idf32[cols] * tf / (tf + norms)
 
 
 def _bm25(postings: Postings, cols: np.ndarray, tf: np.ndarray, idf: np.ndarray, columns: dict[str, int]):
@@ -148,29 +169,33 @@ def _bm25(postings: Postings, cols: np.ndarray, tf: np.ndarray, idf: np.ndarray,
     made row by row (chunks are already in order, so the rows need no sorting) and then
     turned into the columns bm25s reads: no array beyond these of the size of all postings.
     """
-    import bm25s
     import scipy.sparse
 
     n = len(postings.ids)
-    lengths = np.frombuffer(postings.lengths, dtype=np.float64)
-    average = lengths.mean() if lengths.sum() > 0 else 1.0
-    norm = (K1 * (1 - B + B * lengths / average)).astype(np.float32)  # per chunk
+    norm = length_norms(np.frombuffer(postings.lengths, dtype=np.float64))
     index_type = np.int32 if len(cols) < 2**31 else np.int64
     indptr = np.zeros(n + 1, dtype=index_type)
     np.cumsum(np.frombuffer(postings.sizes, dtype=np.int64), out=indptr[1:])
-    idf32 = idf.astype(np.float32)  # float32 throughout, as bm25s stores the weights
+    idf32 = idf.astype(np.float32)
     for first in range(0, n, Postings.BLOCK):
         last = min(n, first + Postings.BLOCK)
         a, b = indptr[first], indptr[last]
-        per = np.repeat(norm[first:last], np.diff(indptr[first : last + 1]))
-        tf[a:b] = idf32[cols[a:b]] * tf[a:b] / (tf[a:b] + per)
+        tf[a:b] = weights(idf32, cols[a:b], tf[a:b], np.repeat(norm[first:last], np.diff(indptr[first : last + 1])))
     empty = len(columns)  # bm25s gives the empty token the last column
     rows = scipy.sparse.csr_matrix((tf, cols, indptr), shape=(n, empty + 1), copy=False)
     matrix = rows.tocsc()
     del rows, tf, cols
+    return bm25_index(n, matrix.data, matrix.indices, matrix.indptr, columns)
+
+
+def bm25_index(n: int, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, columns: dict[str, int]):
+    """A bm25s index over this weight matrix (compressed by columns: a column per token, the
+    empty token's last), with the fields its ``index`` would set."""
+    import bm25s
+
     bm25 = bm25s.BM25(k1=K1, b=B)
-    bm25.scores = {"data": matrix.data, "indices": matrix.indices, "indptr": matrix.indptr, "num_docs": n}
-    bm25.vocab_dict = {**columns, "": empty}
+    bm25.scores = {"data": data, "indices": indices, "indptr": indptr, "num_docs": n}
+    bm25.vocab_dict = {**columns, "": len(columns)}
     bm25.unique_token_ids_set = set(bm25.vocab_dict.values())
     bm25.nonoccurrence_array = None  # used by BM25L and BM25+ only
     return bm25

@@ -174,6 +174,30 @@ def test_the_weights_are_those_bm25s_computes_from_token_lists(monkeypatch, bloc
     assert set(ours.idf) == {t for toks in tokens for t in toks}
 
 
+@pytest.mark.parametrize("block", [20_000, 7])  # 7: many blocks, tokens spread over them
+def test_the_index_read_twice_from_the_table_is_the_one_built_in_memory(tmp_path, monkeypatch, block):
+    from rag.text import tokenize
+
+    monkeypatch.setattr(ingest_lexical, "BLOCK", block)
+    texts = [p for p in CORPUS.read_text(encoding="utf-8").split("\n") if p.strip()] + ["", "。"]
+    rows = [(f"c{i:03d}", f"s{i % 3}", f"p{i % 2}", t) for i, t in enumerate(texts)]
+    with ingest_lexical.ChunkTable(tmp_path, "t") as table:
+        table.apply({s: [(i, t, p) for i, s2, p, t in rows if s2 == s] for s in ("s0", "s1", "s2")})
+        ours = ingest_lexical.from_table(table.db, table.vocabulary)
+        postings = rag.lexical.Postings()
+        for chunk_id, source, person, cols, counts in table.db.execute("SELECT * FROM terms ORDER BY rowid"):
+            postings.add(chunk_id, source, person, np.frombuffer(cols, np.int32), np.frombuffer(counts, np.int32))
+        built = rag.lexical.build(postings, table.vocabulary, None)
+    assert ours.ids == built.ids and ours.sources == built.sources and ours.interviewees == built.interviewees
+    assert ours.idf == built.idf and len(ours.ids) == len(texts)
+    for name in ("data", "indices", "indptr"):
+        mine, theirs = ours.bm25.scores[name], built.bm25.scores[name]
+        assert mine.dtype == theirs.dtype and np.array_equal(mine, theirs)
+    assert ours.bm25.vocab_dict == built.bm25.vocab_dict
+    q = [t for t in tokenize("审批时效提升了多少") if t in ours.idf]
+    assert q and ours.bm25.get_scores(q).tolist() == built.bm25.get_scores(q).tolist()
+
+
 def test_a_table_of_token_strings_from_an_earlier_version_is_converted_without_tokenising(
     settings, fake_embedder, tmp_path, tokenised
 ):
