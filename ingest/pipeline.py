@@ -60,7 +60,7 @@ from ingest.tokens import APART_BYTES, Tokenizer
 from rag.config import Settings
 from rag.errors import ParseError
 from rag.home import begin_pending, end_pending, pending_sources
-from rag.store import DocumentStore, cached_embedder, chroma_client, vector_store
+from rag.store import DocumentStore, cached_embedder, chroma_client, vector_store, widen_search
 from rag.types import Chunk, ParsedDocument
 
 log = logging.getLogger(__name__)
@@ -266,6 +266,7 @@ class _Run:
         cached = cached_embedder(settings, counting)
         store = vector_store(settings, cached, client)
         collection = client.get_collection(settings.collection_name)
+        widen_search(collection)  # an index an older version made
         records, documents = record_manager(settings), DocumentStore(settings)
         table = ChunkTable(settings.home, settings.collection_name, tokenizer)
         return cls(settings, counting, cached, store, collection, records, documents, max_batch(client), table)
