@@ -10,7 +10,7 @@ from ingest import lexical
 from rag import lexical as lexical_index
 from rag.config import Settings
 from rag.home import end_pending, pending_sources
-from rag.store import DocumentStore, read_all, write_atomically
+from rag.store import DocumentStore, publish_stamp, read_all, write_atomically
 from rag.types import Chunk
 
 log = logging.getLogger(__name__)
@@ -168,6 +168,7 @@ def mark_changed(settings: Settings, collection, changes: dict[str, list[Chunk]]
     marker = str(time.time_ns())
     lexical.write(settings.home, collection, marker, None if changes is None else lexical_rows(changes))
     write_atomically(stamp_path(settings), marker.encode())
+    publish_stamp(collection, marker)
     lexical.forget_others(settings.home, collection.name, marker)
 
 

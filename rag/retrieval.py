@@ -25,7 +25,7 @@ from rag import lexical
 from rag.config import Settings
 from rag.home import pending_sources
 from rag.lexical import LexicalIndex
-from rag.store import chroma_client, read_all, vector_store
+from rag.store import chroma_client, newer_stamp, published_stamp, read_all, vector_store
 from rag.terms import Weights, term_coverage, term_weights
 from rag.text import tokenize
 from rag.types import Chunk, Hit, Scope
@@ -104,7 +104,7 @@ class HybridRetriever:
         self._chroma = None
         self._lexical: LexicalIndex | None = None
         self._lock = threading.Lock()
-        self._count: tuple[str, float, int] | None = None  # (stamp, when, count)
+        self._count: tuple[str, float, str, int] | None = None  # (home's stamp, when, stamp, count)
         self._count_lock = threading.Lock()
         self._articles: dict[tuple, list[Chunk]] = {}  # (stamp, source, article) -> its chunks
         self.dense_weight = DENSE_WEIGHT
@@ -134,8 +134,8 @@ class HybridRetriever:
         pinned = _PINNED.get()
         if pinned is not None and self in pinned:
             return pinned[self]
-        marker = self._marker()
-        return Snapshot(marker, self._counted(marker), self.settings.home)
+        marker, count = self._counted(self._marker())
+        return Snapshot(marker, count, self.settings.home)
 
     def pin(self) -> Snapshot:
         """Read the index once for the rest of the current context (one answer): see ``Snapshot``."""
@@ -152,15 +152,21 @@ class HybridRetriever:
         except OSError:
             return ""
 
-    def _counted(self, marker: str) -> int:
-        """Chroma's count, asked again when the stamp changed or the last answer is older than
-        ``COUNT_SECONDS``: Chroma counts by reading the collection (80 ms at a million chunks)
-        and a question needs the count several times."""
+    def _counted(self, marker: str) -> tuple[str, int]:
+        """The index stamp and Chroma's count, asked again when this home's stamp changed or the
+        last answer is older than ``COUNT_SECONDS``: Chroma counts by reading the collection (80 ms
+        at a million chunks) and a question needs the count several times.
+
+        The stamp is the newer of this home's and the one the last ingest published in the
+        collection: a process that shares the Chroma server but not the ingesting home sees an
+        ingest that kept the count (an edit) there."""
         now = time.monotonic()
         with self._count_lock:
             if self._count is None or self._count[0] != marker or now - self._count[1] > COUNT_SECONDS:
-                self._count = (marker, now, self._collection().count())
-            return self._count[2]
+                collection = self._collection()
+                published = published_stamp(self._client, self.settings.collection_name)
+                self._count = (marker, now, newer_stamp(marker, published), collection.count())
+            return self._count[2], self._count[3]
 
     def lexical(self) -> LexicalIndex:
         """The BM25 side for the collection as it is now: the one ingestion saved for the

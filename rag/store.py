@@ -62,6 +62,29 @@ def vector_store(settings: Settings, embedder: Embeddings, client=None):
     )
 
 
+STAMP_KEY = "index_stamp"  # in the collection's metadata: the stamp of the last ingest (``published_stamp``)
+
+
+def publish_stamp(collection, marker: str) -> None:
+    """Put the index stamp in the collection's metadata too, for answering processes that share
+    the Chroma server but not the ingesting RAG_HOME (docs/deployment.md).
+
+    Chroma refuses a metadata change that names the hnsw settings again, so they are left out
+    (they stay in the collection's configuration)."""
+    kept = {k: v for k, v in (collection.metadata or {}).items() if not k.startswith("hnsw:")}
+    collection.modify(metadata={**kept, STAMP_KEY: marker})
+
+
+def published_stamp(client, collection_name: str) -> str:
+    """The stamp the last ingest put in the collection's metadata ("" when none has)."""
+    return str((client.get_collection(collection_name).metadata or {}).get(STAMP_KEY, ""))
+
+
+def newer_stamp(a: str, b: str) -> str:
+    """The later of two index stamps (each the time of its ingest in nanoseconds; "" is none)."""
+    return max(a, b, key=lambda stamp: int(stamp) if stamp.isdigit() else -1)
+
+
 def widen_search(collection) -> bool:
     """Give a collection made with a narrower search (an older version's) ``SEARCH_EF``; whether it changed.
 

@@ -5,9 +5,11 @@ builds its BM25 side from Chroma when the collection's count changes; docs/deplo
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -16,6 +18,8 @@ from bench.server import start_api
 from ingest.pipeline import ingest
 from rag.assistant import Assistant
 from rag.config import Settings
+from rag.retrieval import COUNT_SECONDS, HybridRetriever
+from rag.store import STAMP_KEY, chroma_client
 from tests.conftest import split_corpus
 
 pytestmark = pytest.mark.slow
@@ -79,3 +83,30 @@ def test_two_answering_processes_and_an_ingest_share_one_chroma_server(chroma_se
         for proc, _ in servers:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def test_an_edit_that_keeps_the_count_reaches_a_process_of_its_own_home(chroma_server, tmp_path, monkeypatch, e5_once):
+    """A process sharing only the Chroma server sees an ingest that replaced a sentence without
+    changing how many chunks there are: the stamp the ingest published in the collection moves."""
+    monkeypatch.setenv("RAG_CHROMA_HOST", "127.0.0.1")
+    monkeypatch.setenv("RAG_CHROMA_PORT", str(chroma_server))
+    writing = Settings.from_env()
+    articles = tmp_path / "articles"
+    articles.mkdir()
+    split_corpus(articles)
+    assert ingest([articles], writing, embedder=e5_once).added > 0
+    reading = HybridRetriever(dataclasses.replace(writing, home=tmp_path / "apart-home"), e5_once)
+    count = reading.count()
+    assert not reading.bm25("量子纠缠", 3)
+
+    edited = next(p for p in sorted(articles.iterdir()) if "纸质" in p.read_text(encoding="utf-8"))
+    edited.write_text(edited.read_text(encoding="utf-8").replace("纸质", "量子纠缠", 1), encoding="utf-8")
+    report = ingest([edited], writing, embedder=e5_once)
+    assert report.added == report.deleted > 0  # chunks replaced, as many as before
+    published = chroma_client(writing).get_collection(writing.collection_name).metadata[STAMP_KEY]
+    assert published == (writing.home / f"{writing.collection_name}.stamp").read_text()
+
+    time.sleep(COUNT_SECONDS + 0.1)
+    assert reading.count() == count and reading.snapshot().marker == published
+    hits = reading.bm25("量子纠缠", 3)
+    assert hits and "量子纠缠" in hits[0][0].text
