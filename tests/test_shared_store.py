@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -38,13 +39,18 @@ def _quotes(answer: dict) -> list[tuple]:
     return [(c["source"], c["start"], c["end"], c["quote"]) for c in answer["citations"]]
 
 
-def test_two_answering_processes_and_an_ingest_share_one_chroma_server(chroma_server, tmp_path, monkeypatch, e5):
+def _on_the_server(port: int, tmp_path, monkeypatch) -> tuple[Settings, Path]:
+    """Settings that use the `chroma run` server on ``port``; the bundled articles as five files."""
     monkeypatch.setenv("RAG_CHROMA_HOST", "127.0.0.1")
-    monkeypatch.setenv("RAG_CHROMA_PORT", str(chroma_server))
-    settings = Settings.from_env()
+    monkeypatch.setenv("RAG_CHROMA_PORT", str(port))
     articles = tmp_path / "articles"
     articles.mkdir()
     split_corpus(articles)
+    return Settings.from_env(), articles
+
+
+def test_two_answering_processes_and_an_ingest_share_one_chroma_server(chroma_server, tmp_path, monkeypatch, e5):
+    settings, articles = _on_the_server(chroma_server, tmp_path, monkeypatch)
     first, later = sorted(articles.iterdir())[:3], sorted(articles.iterdir())[3:]
     assert ingest(first, settings, embedder=e5).added > 0
 
@@ -88,12 +94,7 @@ def test_two_answering_processes_and_an_ingest_share_one_chroma_server(chroma_se
 def test_an_edit_that_keeps_the_count_reaches_a_process_of_its_own_home(chroma_server, tmp_path, monkeypatch, e5_once):
     """A process sharing only the Chroma server sees an ingest that replaced a sentence without
     changing how many chunks there are: the stamp the ingest published in the collection moves."""
-    monkeypatch.setenv("RAG_CHROMA_HOST", "127.0.0.1")
-    monkeypatch.setenv("RAG_CHROMA_PORT", str(chroma_server))
-    writing = Settings.from_env()
-    articles = tmp_path / "articles"
-    articles.mkdir()
-    split_corpus(articles)
+    writing, articles = _on_the_server(chroma_server, tmp_path, monkeypatch)
     assert ingest([articles], writing, embedder=e5_once).added > 0
     reading = HybridRetriever(dataclasses.replace(writing, home=tmp_path / "apart-home"), e5_once)
     count = reading.count()
