@@ -290,11 +290,15 @@ class HybridRetriever:
 
     def containing(self, word: str, scope: Scope = Scope(), k: int = 200) -> set[tuple[str, int, str]]:
         """(source, article, interviewee) of the articles whose chunks hold ``word`` (found through BM25)."""
-        return {
-            (chunk.source, chunk.article, chunk.interviewee)
+        return {(chunk.source, chunk.article, chunk.interviewee) for chunk in self.holding(word, scope, k)}
+
+    def holding(self, word: str, scope: Scope = Scope(), k: int = 200) -> list[Chunk]:
+        """The chunks that hold ``word`` (or whose interviewee does), found through BM25."""
+        return [
+            chunk
             for chunk, _ in self.bm25(word, k, scope)
             if word in chunk.indexed_text.lower() or word in chunk.interviewee.lower()
-        }
+        ]
 
     def near(self, text: str, scope: Scope = Scope()) -> dict[tuple[str, int], float]:
         """An extra RRF-like weight for the articles of the three chunks BM25 finds for ``text``."""
