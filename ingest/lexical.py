@@ -22,12 +22,10 @@ from rag.lexical import (
     LexicalIndex,
     Vocabulary,
     _centroid,
-    bm25_index,
     folder,
     inverse_frequencies,
     known_idf,
-    length_norms,
-    weights,
+    weight_matrix,
 )
 from rag.store import iter_pages
 from rag.text import tokenize
@@ -113,42 +111,22 @@ def write(home: Path, collection, stamp: str, changes: dict[str, list] | None = 
 
 def from_table(db, vocabulary: Vocabulary) -> LexicalIndex:
     """The index of the chunk table's rows, read twice: first what each chunk and token counts
-    (lengths, document frequencies), then the weights, each put straight into its place in the
-    matrix bm25s reads (compressed by columns), a block of chunks at a time.
-
-    ``rag.lexical.build`` holds every posting (in a few large arrays) and a copy of the matrix
-    made from them; this holds the matrix and a block: at a million chunks ~0.7 GB less at the
-    end of every run that changes something.  Both give the same arrays (tested).
-    """
-    ids, sources, interviewees, sizes, lengths, df = _first_pass(db, vocabulary)
-    n, nnz = len(ids), int(sizes.sum())
-    if not n:
+    (lengths, document frequencies), then the postings a block at a time, for
+    ``rag.lexical.weight_matrix``.  Nothing the size of all postings is held but the matrix
+    (``rag.lexical.build``, for chunks read from Chroma, holds them in memory; both give the
+    same arrays, tested)."""
+    ids, sources, interviewees, lengths, df = _first_pass(db, vocabulary)
+    if not ids:
         return LexicalIndex([], None, {}, [], [], None)
-    idf = inverse_frequencies(n, df)
-    index_type = np.int32 if nnz < 2**31 else np.int64
-    indptr = np.zeros(len(vocabulary.columns) + 2, dtype=index_type)  # the empty token's column last
-    np.cumsum(df, out=indptr[1:-1])
-    indptr[-1] = indptr[-2]
-    data, indices = np.empty(nnz, dtype=np.float32), np.empty(nnz, dtype=index_type)
-    cursor, norms, idf32, first = indptr[:-1].astype(np.int64), length_norms(lengths), idf.astype(np.float32), 0
-    for cols, tf, block_sizes in _blocks(db):
-        docs = np.repeat(np.arange(first, first + len(block_sizes), dtype=index_type), block_sizes)
-        first += len(block_sizes)
-        order = np.argsort(cols, kind="stable")  # by token, chunks in order within each
-        by_token = cols[order]
-        tokens, starts, counts = np.unique(by_token, return_index=True, return_counts=True)
-        places = cursor[by_token] + np.arange(len(by_token)) - np.repeat(starts, counts)
-        data[places] = weights(idf32, cols, tf, norms[docs])[order]
-        indices[places] = docs[order]
-        cursor[tokens] += counts
-    bm25 = bm25_index(n, data, indices, indptr, vocabulary.columns)
+    idf = inverse_frequencies(len(ids), df)
+    bm25 = weight_matrix(len(ids), df, idf, lengths, _blocks(db), vocabulary.columns)
     return LexicalIndex(ids, bm25, known_idf(vocabulary, idf, df), sources, interviewees, None)
 
 
 def _first_pass(db, vocabulary: Vocabulary) -> tuple:
-    """Ids, sources, interviewees; distinct tokens and tokens per chunk; chunks per token."""
+    """Ids, sources, interviewees; tokens per chunk; chunks per token."""
     ids, sources, interviewees, names = [], [], [], {}
-    sizes, lengths = array.array("q"), array.array("d")
+    lengths = array.array("d")
     df = np.zeros(len(vocabulary.columns), dtype=np.int64)
     pending: list[bytes] = []
     for chunk_id, source, person, columns, counts in db.execute(
@@ -157,14 +135,13 @@ def _first_pass(db, vocabulary: Vocabulary) -> tuple:
         ids.append(chunk_id)
         sources.append(names.setdefault(source, source))  # one string per source, not one per chunk
         interviewees.append(names.setdefault(person, person))
-        sizes.append(len(columns) // 4)
         lengths.append(float(np.frombuffer(counts, dtype=np.int32).sum()))
         pending.append(columns)
         if len(pending) == BLOCK:
             df += np.bincount(np.frombuffer(b"".join(pending), dtype=np.int32), minlength=len(df))
             pending.clear()
     df += np.bincount(np.frombuffer(b"".join(pending), dtype=np.int32), minlength=len(df))
-    return ids, sources, interviewees, np.frombuffer(sizes, np.int64), np.frombuffer(lengths, np.float64), df
+    return ids, sources, interviewees, np.frombuffer(lengths, np.float64), df
 
 
 def _blocks(db) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:

@@ -16,7 +16,7 @@ what answering reads, and the in-memory build both use.
 The weights are computed here, on arrays, rather than by ``bm25s.BM25.index``: that takes
 every chunk as a Python list of token strings and counts them in Python, which at a million
 chunks costs minutes and several GB on every run.  bm25s still saves, memory-maps and
-searches them (``_bm25`` sets the fields its ``index`` would; ``tests/test_lexical.py``
+searches them (``weight_matrix`` sets the fields its ``index`` would; ``tests/test_lexical.py``
 checks the result equals what ``index`` gives).
 """
 
@@ -100,7 +100,7 @@ class Postings:
         self.interviewees: list[str] = []
         self.sizes = array.array("q")  # distinct tokens per chunk
         self.lengths = array.array("d")  # tokens per chunk
-        self._blocks: list[tuple[np.ndarray, np.ndarray]] = []
+        self._blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self._names: dict[str, str] = {}  # one string object per source and interviewee, not one per chunk
 
@@ -117,25 +117,26 @@ class Postings:
     def _flush(self) -> None:
         if self._pending:
             columns, counts = zip(*self._pending, strict=True)
-            self._blocks.append((np.concatenate(columns), np.concatenate(counts).astype(np.float32)))
+            sizes = np.fromiter(map(len, columns), dtype=np.int64, count=len(columns))
+            cols = np.concatenate(columns).astype(np.int32, copy=False)
+            self._blocks.append((cols, np.concatenate(counts).astype(np.float32), sizes))
             self._pending.clear()
 
-    def take(self) -> tuple[np.ndarray, np.ndarray]:
-        """All columns (int32) and counts (float32), chunk after chunk; the blocks are let go."""
+    def blocks(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The postings, a block of chunks at a time: columns, counts, distinct tokens per chunk."""
         self._flush()
-        blocks, self._blocks = self._blocks, []
-        cols = np.concatenate([c for c, _ in blocks]) if blocks else np.zeros(0, np.int32)
-        tf = np.concatenate([t for _, t in blocks]) if blocks else np.zeros(0, np.float32)
-        return cols.astype(np.int32, copy=False), tf
+        return self._blocks
 
 
 def build(postings: Postings, vocabulary: Vocabulary, centroid, key: tuple = ()) -> LexicalIndex:
-    """The index of these chunks (``postings`` gives up its arrays to it)."""
+    """The index of these chunks."""
     n = len(postings.ids)
-    cols, tf = postings.take()
-    df = np.bincount(cols, minlength=len(vocabulary.columns))
+    df = np.zeros(len(vocabulary.columns), dtype=np.int64)
+    for cols, _, _ in postings.blocks():
+        df += np.bincount(cols, minlength=len(df))
+    lengths = np.frombuffer(postings.lengths, dtype=np.float64)
     idf = inverse_frequencies(n, df)
-    bm25 = _bm25(postings, cols, tf, idf, vocabulary.columns) if n else None
+    bm25 = weight_matrix(n, df, idf, lengths, postings.blocks(), vocabulary.columns) if n else None
     return LexicalIndex(
         postings.ids, bm25, known_idf(vocabulary, idf, df), postings.sources, postings.interviewees, centroid, key
     )
@@ -151,46 +152,33 @@ def known_idf(vocabulary: Vocabulary, idf: np.ndarray, df: np.ndarray) -> dict[s
     return {tokens[c]: float(idf[c]) for c in np.flatnonzero(df)}
 
 
-def length_norms(lengths: np.ndarray) -> np.ndarray:
-    """Per chunk, the denominator's share of its length: k1 (1 - b + b |d| / avgdl)."""
-    average = lengths.mean() if lengths.sum() > 0 else 1.0
-    return (K1 * (1 - B + B * lengths / average)).astype(np.float32)
-
-
-def weights(idf32: np.ndarray, cols: np.ndarray, tf: np.ndarray, norms: np.ndarray) -> np.ndarray:
-    """Lucene's BM25 weight of each posting (float32 throughout, as bm25s stores them)."""
-    return idf32[cols] * tf / (tf + norms)
-
-
-def _bm25(postings: Postings, cols: np.ndarray, tf: np.ndarray, idf: np.ndarray, columns: dict[str, int]):
+def weight_matrix(n: int, df: np.ndarray, idf: np.ndarray, lengths: np.ndarray, blocks, columns: dict[str, int]):
     """A bm25s index whose matrix holds, for each chunk and token, Lucene's BM25 weight.
 
-    The weights replace the counts in ``tf`` a block of chunks at a time, and the matrix is
-    made row by row (chunks are already in order, so the rows need no sorting) and then
-    turned into the columns bm25s reads: no array beyond these of the size of all postings.
+    ``blocks``: the postings in chunk order, a block at a time (columns, counts, distinct tokens
+    per chunk), read once.  Each weight is put straight into its place in the matrix bm25s reads
+    (compressed by columns, a column per token, the empty token's last): nothing the size of all
+    postings is held but the matrix itself.
     """
-    import scipy.sparse
-
-    n = len(postings.ids)
-    norm = length_norms(np.frombuffer(postings.lengths, dtype=np.float64))
-    index_type = np.int32 if len(cols) < 2**31 else np.int64
-    indptr = np.zeros(n + 1, dtype=index_type)
-    np.cumsum(np.frombuffer(postings.sizes, dtype=np.int64), out=indptr[1:])
-    idf32 = idf.astype(np.float32)
-    for first in range(0, n, Postings.BLOCK):
-        last = min(n, first + Postings.BLOCK)
-        a, b = indptr[first], indptr[last]
-        tf[a:b] = weights(idf32, cols[a:b], tf[a:b], np.repeat(norm[first:last], np.diff(indptr[first : last + 1])))
-    empty = len(columns)  # bm25s gives the empty token the last column
-    rows = scipy.sparse.csr_matrix((tf, cols, indptr), shape=(n, empty + 1), copy=False)
-    matrix = rows.tocsc()
-    del rows, tf, cols
-    return bm25_index(n, matrix.data, matrix.indices, matrix.indptr, columns)
-
-
-def bm25_index(n: int, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, columns: dict[str, int]):
-    """A bm25s index over this weight matrix (compressed by columns: a column per token, the
-    empty token's last), with the fields its ``index`` would set."""
+    nnz = int(df.sum())
+    index_type = np.int32 if nnz < 2**31 else np.int64
+    indptr = np.zeros(len(columns) + 2, dtype=index_type)
+    np.cumsum(df, out=indptr[1:-1])
+    indptr[-1] = indptr[-2]
+    data, indices = np.empty(nnz, dtype=np.float32), np.empty(nnz, dtype=index_type)
+    average = lengths.mean() if lengths.sum() > 0 else 1.0
+    norms = (K1 * (1 - B + B * lengths / average)).astype(np.float32)  # per chunk
+    cursor, idf32, first = indptr[:-1].astype(np.int64), idf.astype(np.float32), 0
+    for cols, tf, sizes in blocks:
+        docs = np.repeat(np.arange(first, first + len(sizes), dtype=index_type), sizes)
+        first += len(sizes)
+        order = np.argsort(cols, kind="stable")  # by token, chunks in order within each
+        by_token = cols[order]
+        tokens, starts, counts = np.unique(by_token, return_index=True, return_counts=True)
+        places = cursor[by_token] + np.arange(len(by_token)) - np.repeat(starts, counts)
+        data[places] = (idf32[cols] * tf / (tf + norms[docs]))[order]  # float32 throughout, as bm25s stores them
+        indices[places] = docs[order]
+        cursor[tokens] += counts
     import bm25s
 
     bm25 = bm25s.BM25(k1=K1, b=B)
