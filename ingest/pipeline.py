@@ -108,7 +108,7 @@ class IngestReport:
 def _to_documents(chunks: list[Chunk]):
     from langchain_core.documents import Document
 
-    return [Document(page_content=c.indexed_text, metadata=c.metadata()) for c in chunks]
+    return [Document(page_content=c.indexed_text, metadata=c.stored_metadata()) for c in chunks]
 
 
 def read_files(

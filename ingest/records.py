@@ -11,7 +11,7 @@ from rag import lexical as lexical_index
 from rag.config import Settings
 from rag.home import end_pending, pending_sources
 from rag.store import DocumentStore, publish_stamp, read_all, write_atomically
-from rag.types import Chunk
+from rag.types import Chunk, compact
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,14 @@ def refresh_metadata(collection, chunks: list[Chunk], batch: int = INDEX_BATCH) 
     """
     changed = 0
     for i in range(0, len(chunks), batch):
-        wanted = {c.id: c.metadata() for c in chunks[i : i + batch]}
+        wanted = {c.id: c.stored_metadata() for c in chunks[i : i + batch]}
         stored = collection.get(ids=list(wanted), include=["metadatas"])
+        # An older record may still carry its empty fields: the same metadata once compacted.
+        # Chroma's update merges, so a field no longer wanted is sent as None (deleted).
         stale = [
-            (chunk_id, wanted[chunk_id])
+            (chunk_id, {**dict.fromkeys(meta.keys() - wanted[chunk_id].keys()), **wanted[chunk_id]})
             for chunk_id, meta in zip(stored["ids"], stored["metadatas"], strict=True)
-            if meta != wanted[chunk_id]
+            if compact(meta) != wanted[chunk_id]
         ]
         if stale:
             collection.update(ids=[k for k, _ in stale], metadatas=[m for _, m in stale])

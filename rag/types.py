@@ -156,7 +156,7 @@ class Chunk:
         return result
 
     def metadata(self) -> dict:
-        """Flat metadata for the vector store (scalars only)."""
+        """Flat metadata (scalars only), every field."""
         return {
             "source": self.source,
             "doc_hash": self.doc_hash,
@@ -180,6 +180,13 @@ class Chunk:
             "speakers": "|".join(f"{n}={who}" for n, who in self.speakers),
             "pages": ",".join(f"{n}:{page}" for n, page in self.pages),
         }
+
+    def stored_metadata(self) -> dict:
+        """The metadata kept in the vector store: ``metadata()`` without the fields that hold
+        their default (no speaker, date, pages …), which ``from_metadata`` restores.  Most chunks
+        leave eight of twenty-one fields empty; Chroma keeps a row and two index entries for
+        each, about a tenth of its SQLite file."""
+        return compact(self.metadata())
 
     @classmethod
     def from_metadata(cls, stored: str, meta: dict) -> Chunk:
@@ -211,6 +218,26 @@ class Chunk:
         if meta.get("chunk_id"):
             chunk.__dict__["id"] = meta["chunk_id"]  # what cached_property would store: the id it was stored under
         return chunk
+
+
+# Fields a chunk's stored metadata leaves out when they hold these values.  Never the fields
+# a Chroma filter names (``source``, ``interviewee``, ``doc_hash``): a filter skips a record
+# that lacks its key.
+DEFAULTS = {
+    "role": "text",
+    "speaker": "",
+    "repeat": 0,
+    "date": "",
+    "publisher": "",
+    "asked": "",
+    "speakers": "",
+    "pages": "",
+}
+
+
+def compact(meta: dict) -> dict:
+    """``meta`` without the fields that hold their default (see ``DEFAULTS``)."""
+    return {k: v for k, v in meta.items() if k not in DEFAULTS or v != DEFAULTS[k]}
 
 
 def _pairs(stored) -> list[tuple[int, int]]:

@@ -110,6 +110,31 @@ def test_an_edit_in_the_middle_rewrites_only_the_chunks_around_it(settings, fake
     assert any(c.para_start == before[c.id].para_start + 1 for c in kept if c.start > at)  # renumbered
 
 
+def test_chroma_keeps_only_the_fields_that_differ_from_their_default(settings, fake_embedder, tmp_path):
+    """The stored metadata leaves out empty fields, and reads back as the same chunks.  An older
+    record that still carries them is not rewritten for it; a field that is no longer wanted (a
+    speaker the layout no longer gives) is deleted, not left behind by Chroma's merging update."""
+    from ingest.records import refresh_metadata
+    from rag.types import DEFAULTS
+
+    shutil.copy(CORPUS, tmp_path / "c.txt")
+    ingest([tmp_path], settings, embedder=fake_embedder)
+    chunks = _stored_chunks_quote_their_document(settings)  # read back equal to a fresh chunking
+    collection = chroma_client(settings).get_collection(settings.collection_name)
+    data = collection.get(include=["metadatas"])
+    stored = dict(zip(data["ids"], data["metadatas"]))
+    assert all(stored[c.id] == c.stored_metadata() and len(stored[c.id]) < len(c.metadata()) for c in chunks)
+    assert not any(meta.get(key, object()) == value for meta in stored.values() for key, value in DEFAULTS.items())
+
+    older, wrong = chunks[0], chunks[1]
+    collection.update(ids=[older.id, wrong.id], metadatas=[older.metadata(), {**wrong.metadata(), "speaker": "某人"}])
+    assert refresh_metadata(collection, chunks) == 1
+    after = dict(zip(*(lambda d: (d["ids"], d["metadatas"]))(collection.get(ids=[older.id, wrong.id]))))
+    assert after[older.id] == older.metadata()  # left as it was: the same once compacted
+    assert after[wrong.id] == wrong.stored_metadata() and "speaker" not in after[wrong.id]
+    assert len(_stored_chunks_quote_their_document(settings)) == len(chunks)
+
+
 def test_a_passage_repeated_word_for_word_is_stored_once_per_occurrence(settings, fake_embedder, tmp_path):
     body = "标题甲\n局长：我们取消了纸质材料。\n" * 3
     report = ingest([write_interview(tmp_path, "r.txt", body)], settings, embedder=fake_embedder)
