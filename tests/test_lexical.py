@@ -242,3 +242,29 @@ def test_the_best_scores_are_found_among_the_non_zero_ones_best_first_ties_by_id
     assert top_scores(scores, 4, ids) == [("c070000", 3.0), ("c000070", 2.0), ("c007000", 1.0), ("c000007", 0.5)]
     assert [i for i, _ in top_scores(scores, 10, ids)] == ["c070000", "c000070", "c007000", "c000007", "c000700"]
     assert top_scores(np.zeros(5), 3, ids[:5]) == [] and top_scores(scores, 0, ids) == []
+
+
+def test_a_scope_is_asked_once_per_source_and_interviewee_and_masks_as_per_chunk():
+    from rag.lexical import LexicalIndex
+
+    sources = [f"s{i % 3}.txt" for i in range(50)]
+    people = ["甲" if i % 4 else "" for i in range(50)]
+    index = LexicalIndex([f"c{i}" for i in range(50)], None, {}, sources, people, None)
+    asked = []
+
+    class Counting(Scope):
+        def allows(self, source, interviewee):
+            asked.append((source, interviewee))
+            return super().allows(source, interviewee)
+
+    for scope in (
+        Counting(sources=("s1.txt",)),
+        Counting(interviewees=("甲",)),
+        Counting(sources=("s0.txt", "s2.txt"), interviewees=("甲",), hidden=frozenset({"s2.txt"})),
+        Counting(hidden=frozenset({"s1.txt"})),
+    ):
+        asked.clear()
+        expected = [float(scope.allows(s, p)) for s, p in zip(sources, people, strict=True)]
+        asked.clear()
+        assert index.mask(scope).tolist() == expected
+        assert len(asked) == 6  # three sources, each with and without the interviewee
