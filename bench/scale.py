@@ -301,36 +301,6 @@ def changes(work: Path) -> int:
     return 0
 
 
-def masks(work: Path) -> int:
-    """A filtered question's BM25 mask on the collection ``--work`` holds: the scope asked per
-    chunk (as before) and per (source, interviewee) pair (``LexicalIndex.mask``), three times each."""
-    from rag.config import Settings
-    from rag.lexical import folder, load
-    from rag.types import Scope
-
-    home = work / "home"
-    name = Settings.from_env().collection_name
-    stamp = (home / f"{name}.stamp").read_text()
-    count = json.loads((folder(home, name) / stamp / "complete.json").read_text())["chunks"]
-    index = load(home, name, stamp, count, ())
-    scope = Scope(sources=(index.sources[0],), hidden=frozenset({index.sources[-1]}))
-
-    def per_chunk(scope: Scope) -> np.ndarray:
-        inside = (scope.allows(s, p) for s, p in zip(index.sources, index.interviewees, strict=True))
-        return np.fromiter(inside, dtype=np.float32, count=count)
-
-    print(f"| {count:,} chunks | milliseconds |\n|---|---|")
-    steps = [("per pair, coding the pairs first", index.mask)] + [
-        ("per chunk", per_chunk),
-        ("per pair", index.mask),
-    ] * 3
-    for step, mask in steps:
-        began = time.perf_counter()
-        mask(scope)
-        print(f"| {step} | {1000 * (time.perf_counter() - began):,.0f} |", flush=True)
-    return 0
-
-
 def _plot(rows: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -395,8 +365,6 @@ def main(argv: list[str] | None = None) -> int:
         return changes(args.work)
     if args.rebuild:
         return rebuild(args.work)
-    if args.masks:
-        return masks(args.work)
     return run(args.sizes, args.work, args.plot, args.unsaved_up_to)
 
 
