@@ -344,9 +344,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--changes", action="store_true", help="small changes to the collection --work holds")
     parser.add_argument("--rebuild", action="store_true", help="time the BM25 rebuild on the collection --work holds")
-    parser.add_argument(
-        "--masks", action="store_true", help="time a filtered question's BM25 mask on --work's collection"
-    )
     parser.add_argument("--stage", choices=["ingest", "ask", "rebuild"], help=argparse.SUPPRESS)
     parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--started", type=float, help=argparse.SUPPRESS)

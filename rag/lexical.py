@@ -106,7 +106,6 @@ class Postings:
         self.ids: list[str] = []
         self.sources: list[str] = []
         self.interviewees: list[str] = []
-        self.sizes = array.array("q")  # distinct tokens per chunk
         self.lengths = array.array("d")  # tokens per chunk
         self._blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
@@ -116,7 +115,6 @@ class Postings:
         self.ids.append(chunk_id)
         self.sources.append(self._names.setdefault(source, source))
         self.interviewees.append(self._names.setdefault(interviewee, interviewee))
-        self.sizes.append(len(columns))
         self.lengths.append(float(counts.sum()))
         self._pending.append((columns, counts))
         if len(self._pending) >= self.BLOCK:
